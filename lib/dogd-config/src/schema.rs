@@ -1,0 +1,268 @@
+//! Every configuration key dogd knows: its type, default, environment variable and documentation.
+//!
+//! Like the agent's `pkg/config/setup`, the table is the single place a key is declared. Keys not in
+//! the table are still loaded from `datadog.yaml` and readable through [`crate::Config::get`]; they are
+//! just not validated or bound to an environment variable.
+
+/// How a key's value is parsed and validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// `true`/`false` (also the strings Go's `strconv.ParseBool` accepts: `1`, `t`, `TRUE`, `0`, ...).
+    Bool,
+    /// A whole number in `min..=max` (a numeric string is accepted, as the agent's viper does).
+    Int {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
+    /// A duration: a number of seconds (`30`, `0.5`) or a Go duration string (`30s`, `1m30s`, `500ms`).
+    Seconds,
+    /// Free text (numbers and booleans are turned into text).
+    Str,
+    /// A filesystem path; empty means "not set".
+    Path,
+    /// A log level: `trace`, `debug`, `info`, `warn`/`warning`, `error`, `critical`, `off`.
+    LogLevel,
+    /// A list of strings: a YAML sequence, or one string split on whitespace (how `DD_TAGS` works).
+    StrList,
+    /// Any YAML value, passed through unvalidated (maps, nested structures).
+    Any,
+}
+
+/// A TCP/UDP port: 0 to 65535.
+pub const PORT: Kind = Kind::Int { min: 0, max: 65535 };
+
+/// The built-in default of a key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Default {
+    /// No value (the key is unset unless a file or the environment sets it).
+    Unset,
+    /// A boolean.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A number (seconds for [`Kind::Seconds`]).
+    Float(f64),
+    /// A string.
+    Str(&'static str),
+    /// An empty list.
+    EmptyList,
+    /// The per-user state directory: `$XDG_STATE_HOME/dogd`, else `$HOME/.local/state/dogd`, else
+    /// `./dogd-state` (so no root is needed).
+    StateDir,
+}
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec {
+    /// Dotted key as written in `datadog.yaml` (`agent_ipc.port` is `agent_ipc: {port: ..}`).
+    pub key: &'static str,
+    /// How the value is parsed.
+    pub kind: Kind,
+    /// The built-in default.
+    pub default: Default,
+    /// Whether the value is a credential: shown scrubbed everywhere.
+    pub secret: bool,
+    /// What the key controls.
+    pub doc: &'static str,
+}
+
+impl KeySpec {
+    /// The environment variable bound to this key, as the agent binds it: `DD_` + the key upper-cased
+    /// with dots replaced by underscores (`agent_ipc.port` → `DD_AGENT_IPC_PORT`).
+    pub fn env_var(&self) -> String {
+        let mut name = String::with_capacity(self.key.len() + 3);
+        name.push_str("DD_");
+        for c in self.key.chars() {
+            name.push(if c == '.' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            });
+        }
+        name
+    }
+}
+
+const fn key(key: &'static str, kind: Kind, default: Default, doc: &'static str) -> KeySpec {
+    KeySpec {
+        key,
+        kind,
+        default,
+        secret: false,
+        doc,
+    }
+}
+
+const fn secret(key: &'static str, doc: &'static str) -> KeySpec {
+    KeySpec {
+        key,
+        kind: Kind::Str,
+        default: Default::Unset,
+        secret: true,
+        doc,
+    }
+}
+
+/// All keys dogd declares, grouped by the component that reads them.
+pub static KEYS: &[KeySpec] = &[
+    // General.
+    secret(
+        "api_key",
+        "Datadog API key. Unset: flushed payloads go to a local file sink instead of the intake.",
+    ),
+    secret(
+        "app_key",
+        "Datadog application key (not used by the core; kept for completeness).",
+    ),
+    key(
+        "site",
+        Kind::Str,
+        Default::Str("datadoghq.com"),
+        "Datadog site the intake endpoints are derived from.",
+    ),
+    key(
+        "dd_url",
+        Kind::Str,
+        Default::Unset,
+        "Overrides the metrics intake URL derived from `site`.",
+    ),
+    key(
+        "hostname",
+        Kind::Str,
+        Default::Unset,
+        "Hostname reported by dogd. Unset: the OS hostname (FQDN when resolvable).",
+    ),
+    key(
+        "tags",
+        Kind::StrList,
+        Default::EmptyList,
+        "Host tags added to everything dogd sends.",
+    ),
+    key(
+        "env",
+        Kind::Str,
+        Default::Unset,
+        "The `env` tag added to everything dogd sends.",
+    ),
+    key(
+        "run_path",
+        Kind::Path,
+        Default::StateDir,
+        "State directory (auth token, IPC certificate, local sink). Default: a per-user directory.",
+    ),
+    key(
+        "shutdown_timeout",
+        Kind::Seconds,
+        Default::Float(30.0),
+        "Deadline, in seconds, for each component to stop on shutdown.",
+    ),
+    // Logging.
+    key(
+        "log_level",
+        Kind::LogLevel,
+        Default::Str("info"),
+        "Minimum level of log lines.",
+    ),
+    key(
+        "log_file",
+        Kind::Path,
+        Default::Unset,
+        "Also write logs to this file (appended).",
+    ),
+    key(
+        "log_to_console",
+        Kind::Bool,
+        Default::Bool(true),
+        "Write logs to stderr.",
+    ),
+    // CMD API server and IPC.
+    key(
+        "cmd_host",
+        Kind::Str,
+        Default::Str("127.0.0.1"),
+        "Host the CMD API server listens on (must be a local address).",
+    ),
+    key(
+        "ipc_address",
+        Kind::Str,
+        Default::Unset,
+        "Deprecated alias of `cmd_host`; when set it wins, with a warning.",
+    ),
+    key(
+        "cmd_port",
+        PORT,
+        Default::Int(5001),
+        "Port of the CMD API server (0 picks a free port).",
+    ),
+    key(
+        "agent_ipc.host",
+        Kind::Str,
+        Default::Str("localhost"),
+        "Host of the IPC config server.",
+    ),
+    key(
+        "agent_ipc.port",
+        PORT,
+        Default::Int(0),
+        "Port of the IPC config server; 0 disables it.",
+    ),
+    key(
+        "agent_ipc.config_refresh_interval",
+        Kind::Seconds,
+        Default::Float(0.0),
+        "How often, in seconds, clients poll the IPC config server; 0 disables polling.",
+    ),
+    key(
+        "server_timeout",
+        Kind::Seconds,
+        Default::Float(30.0),
+        "Deadline, in seconds, of each non-streaming API request.",
+    ),
+    key(
+        "auth_token_file_path",
+        Kind::Path,
+        Default::Unset,
+        "IPC auth token file. Unset: `<run_path>/auth_token`.",
+    ),
+    key(
+        "ipc_cert_file_path",
+        Kind::Path,
+        Default::Unset,
+        "IPC certificate + key PEM file. Unset: `<run_path>/ipc_cert.pem`.",
+    ),
+    // DogStatsD.
+    key(
+        "dogstatsd_port",
+        PORT,
+        Default::Int(8125),
+        "DogStatsD UDP port; 0 disables UDP.",
+    ),
+];
+
+/// Looks a declared key up by name.
+pub fn find(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|spec| spec.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_var_joins_nested_keys_with_underscores() {
+        let port = find("agent_ipc.port").expect("declared");
+        assert_eq!(port.env_var(), "DD_AGENT_IPC_PORT");
+        assert_eq!(find("cmd_port").expect("declared").env_var(), "DD_CMD_PORT");
+    }
+
+    #[test]
+    fn keys_are_declared_once() {
+        let mut names: Vec<&str> = KEYS.iter().map(|spec| spec.key).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}
