@@ -36,6 +36,8 @@ enum Command {
     Run,
     /// Print dogd's version, commit and compiler.
     Version(cli::version::VersionArgs),
+    /// Print the hostname the running daemon reports.
+    Hostname,
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -53,7 +55,19 @@ fn main() -> ExitCode {
     let Cli { cfgpath, command } = Cli::parse();
     let env = Environment::from_process();
     match command {
-        Command::Version(args) => cli::version::print(&args),
+        Command::Version(args) if !args.remote => cli::version::print(&args),
+        Command::Version(args) => {
+            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            };
+            cli::version::print_remote(&config, &args)
+        }
+        Command::Hostname => {
+            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            };
+            cli::hostname::run(&config)
+        }
         Command::Run => {
             let Some(config) = load_config(cfgpath.as_deref(), &env) else {
                 return ExitCode::from(EXIT_BAD_CONFIG);

@@ -3,17 +3,32 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context as _;
+use dogd_api::{ApiBuilder, ApiServer, ApiSettings, BuildInfo};
 use dogd_config::{ApiServerConfig, Config, ConfigError, GeneralConfig, LogConfig};
 use dogd_core::{HealthRegistry, StopRequest, Supervisor};
+use dogd_ipc::{AuthToken, IpcCert};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Builds every typed view of the configuration so an invalid one is reported before anything
 /// starts (exit code 2).
 pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
-    GeneralConfig::from_config(config)?;
+    let general = GeneralConfig::from_config(config)?;
     LogConfig::from_config(config)?;
     ApiServerConfig::from_config(config)?;
+    if let Some(hostname) = &general.hostname {
+        dogd_hostname::validate(hostname).map_err(|reason| ConfigError::InvalidValue {
+            key: "hostname".to_owned(),
+            value: format!("{hostname:?}"),
+            origin: config
+                .get("hostname")
+                .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
+            reason,
+        })?;
+    }
     Ok(())
 }
 
@@ -58,7 +73,9 @@ async fn serve(
     _log_control: crate::logging::LogLevelControl,
     started_at: Instant,
 ) -> anyhow::Result<()> {
+    let config = Arc::new(config);
     let general = GeneralConfig::from_config(&config)?;
+    let api_config = ApiServerConfig::from_config(&config)?;
     match config.file_path() {
         Some(path) => tracing::info!(
             "dogd {} starting with config file {}",
@@ -81,15 +98,49 @@ async fn serve(
     let mut sigint =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
 
+    let hostname = dogd_hostname::resolve(general.hostname.as_deref())
+        .await
+        .context("cannot determine the hostname")?;
+    tracing::info!("hostname: {hostname}");
+
+    // IPC credentials come first: every API server and client depends on them.
+    let token = AuthToken::load_or_create(&api_config.auth_token_path)?;
+    let cert = IpcCert::load_or_create(&api_config.ipc_cert_path, &certificate_hosts(&api_config))?;
+    tracing::info!(
+        "successfully loaded the IPC auth primitives (fingerprint: {})",
+        dogd_ipc::fingerprint(&token, &cert)
+    );
+
+    let telemetry = dogd_telemetry::Registry::new();
     let health = HealthRegistry::new();
     let stop_request = StopRequest::new();
     let mut supervisor = Supervisor::new(general.shutdown_timeout, health, stop_request.clone());
-    // Components are registered here, in dependency order, as they are built.
+
+    // Components are built and registered here, in dependency order. Each one that serves API
+    // routes registers them on the builder before the API server is built.
+    let api_builder = ApiBuilder::new();
+    let api = ApiServer::new(
+        ApiSettings {
+            api: api_config.clone(),
+            token,
+            cert,
+            hostname,
+            build: BuildInfo {
+                version: crate::cli::version::BUILD.version.to_owned(),
+                commit: crate::cli::version::BUILD.commit.to_owned(),
+            },
+            telemetry,
+            config: config.clone(),
+            drain_grace: drain_grace(general.shutdown_timeout),
+        },
+        api_builder,
+    )?;
+    supervisor.register(api);
 
     supervisor.start().await.context("dogd could not start")?;
     tracing::info!(
-        "dogd is ready: {} components started in {:.1}ms (state in {})",
-        supervisor.component_names().len(),
+        "dogd is ready: components [{}] started in {:.1}ms (state in {})",
+        supervisor.component_names().join(", "),
         started_at.elapsed().as_secs_f64() * 1e3,
         general.run_path.display()
     );
@@ -114,6 +165,24 @@ async fn serve(
     } else {
         anyhow::bail!("some components did not stop cleanly: {report:?}")
     }
+}
+
+/// Hosts the IPC certificate must cover besides the defaults: the CMD host and, when enabled, the
+/// IPC server host.
+fn certificate_hosts(api: &ApiServerConfig) -> Vec<String> {
+    let mut hosts = vec![api.cmd_host.clone()];
+    if let Some((host, _)) = &api.ipc_server {
+        hosts.push(host.clone());
+    }
+    hosts.retain(|host| !host.is_empty());
+    hosts.dedup();
+    hosts
+}
+
+/// How long open API connections may finish their work on stop: a slice of the component's
+/// deadline, so streams that never end cannot use all of it.
+fn drain_grace(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 2).min(Duration::from_secs(5))
 }
 
 /// Creates the state directory, private to the user (0700) when we create it.

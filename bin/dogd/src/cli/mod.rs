@@ -3,6 +3,8 @@
 use std::io::Write as _;
 
 pub(crate) mod config;
+pub(crate) mod hostname;
+pub(crate) mod remote;
 pub(crate) mod version;
 
 /// Writes a command's output to stdout. A reader that goes away early (`dogd config check | head`)

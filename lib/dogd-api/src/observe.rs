@@ -1,0 +1,116 @@
+//! Per-request telemetry (the agent's `api_server__request_duration_seconds` histogram) and the
+//! request log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use dogd_telemetry::{DEFAULT_BUCKETS, HistogramVec, Registry, TelemetryError};
+use http::{Method, StatusCode};
+
+use crate::auth::AuthMethod;
+use crate::conn::ConnInfo;
+
+/// The agent's metric name (subsystem `api_server`, name `request_duration_seconds`, joined with
+/// the double underscore its telemetry component uses).
+pub const REQUEST_DURATION_METRIC: &str = "api_server__request_duration_seconds";
+
+/// The `path` label of requests that matched no route.
+pub const UNMATCHED_ROUTE: &str = "<unmatched>";
+
+/// The route template a request matched (never the raw path, so label cardinality stays bounded),
+/// carried from the router back to the observer in the response extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteLabel(pub(crate) Arc<str>);
+
+/// Records the matched HTTP route template on the response.
+pub(crate) async fn label_http_route(request: Request, next: Next) -> Response {
+    let label = request.extensions().get::<MatchedPath>().map_or_else(
+        || Arc::from(UNMATCHED_ROUTE),
+        |path| Arc::from(path.as_str()),
+    );
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(RouteLabel(label));
+    response
+}
+
+/// Records the gRPC method on the response: the full method path when it is one of ours, else a
+/// fixed label (a client could otherwise invent unbounded paths).
+pub(crate) async fn label_grpc_method(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let label: Arc<str> = match dogd_proto::GRPC_METHODS
+        .iter()
+        .find(|method| **method == path)
+    {
+        Some(method) => Arc::from(*method),
+        None => Arc::from("<unknown grpc method>"),
+    };
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(RouteLabel(label));
+    response
+}
+
+/// Records every request of one server.
+#[derive(Clone, Debug)]
+pub(crate) struct Observer {
+    durations: HistogramVec,
+}
+
+impl Observer {
+    pub(crate) fn new(registry: &Registry) -> Result<Self, TelemetryError> {
+        let durations = registry.histogram(
+            REQUEST_DURATION_METRIC,
+            "Request duration distribution by server, method, path, and status (in seconds).",
+            &["servername", "status_code", "method", "path", "auth"],
+            DEFAULT_BUCKETS,
+        )?;
+        Ok(Self { durations })
+    }
+
+    /// Records a finished request and logs it.
+    pub(crate) fn record(
+        &self,
+        conn: &ConnInfo,
+        method: &Method,
+        raw_path: &str,
+        response: &Response,
+        elapsed: Duration,
+    ) {
+        let status = response.status();
+        let route = response
+            .extensions()
+            .get::<RouteLabel>()
+            .map_or(UNMATCHED_ROUTE, |label| &label.0);
+        let auth = response
+            .extensions()
+            .get::<AuthMethod>()
+            .copied()
+            .unwrap_or(AuthMethod::Token);
+        self.durations
+            .with(&[
+                conn.server.telemetry_name(),
+                status.as_str(),
+                method.as_str(),
+                route,
+                auth.label(),
+            ])
+            .observe(elapsed.as_secs_f64());
+        let millis = elapsed.as_secs_f64() * 1e3;
+        let server = conn.server.log_name();
+        let peer = conn.peer;
+        // A handler failure is worth a warning; refusals, timeouts and unimplemented routes are not.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::warn!(
+                "{server}: {method} {raw_path} {} {millis:.1}ms from {peer}",
+                status.as_u16()
+            );
+        } else {
+            tracing::debug!(
+                "{server}: {method} {raw_path} {} {millis:.1}ms from {peer}",
+                status.as_u16()
+            );
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! dogd-testkit (in progress).
