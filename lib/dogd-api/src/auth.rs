@@ -114,7 +114,7 @@ pub(crate) async fn require_auth(
         Err(refusal) => {
             let peer = conn.map_or_else(|| "?".to_owned(), |conn| conn.peer.to_string());
             let what = format!("{} request to {}", request.method(), request.uri().path());
-            match refusal {
+            match &refusal {
                 // Scanners and misdirected clients: not worth a warning each.
                 Refusal::Missing => tracing::debug!("no auth token for {what} from {peer}"),
                 Refusal::Scheme(scheme) => {
