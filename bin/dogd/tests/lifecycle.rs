@@ -1,15 +1,30 @@
 //! End-to-end: the real binary starts, becomes ready, and stops on signals; bad config exits 2.
 
-mod common;
-
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, dogd_command};
+use dogd_testkit::Daemon;
 use nix::sys::signal::Signal;
+
+fn dogd() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_dogd"))
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    // Port 0: tests run in parallel and must not collide on 5001.
+    let mut env = env.to_vec();
+    env.push(("DD_CMD_PORT", "0"));
+    Daemon::spawn(dogd(), args, &env)
+}
+
+fn dogd_command(home: &Path) -> Command {
+    dogd_testkit::clean_command(dogd(), home)
+}
 
 #[test]
 fn run_becomes_ready_and_exits_zero_on_sigterm_within_five_seconds() {
-    let mut daemon = Daemon::spawn(&["run"], &[]);
+    let mut daemon = spawn(&["run"], &[]);
     let ready = daemon.wait_ready();
     // The agent's line layout: "<date> <time> UTC | DOGD | INFO | (file:line in module) | message".
     let fields: Vec<&str> = ready.split(" | ").collect();
@@ -44,7 +59,7 @@ fn run_becomes_ready_and_exits_zero_on_sigterm_within_five_seconds() {
 
 #[test]
 fn run_exits_zero_on_sigint() {
-    let mut daemon = Daemon::spawn(&["run"], &[]);
+    let mut daemon = spawn(&["run"], &[]);
     daemon.wait_ready();
     daemon.signal(Signal::SIGINT);
     let (status, _) = daemon.wait_exit(Duration::from_secs(5));
@@ -57,7 +72,7 @@ fn bad_config_file_exits_two_naming_key_value_and_file() {
     let path = dir.path().join("datadog.yaml");
     std::fs::write(&path, "api_key: abc\ncmd_port: 70000\n").expect("write config");
     let cfgpath = path.display().to_string();
-    let mut daemon = Daemon::spawn(&["run", "-c", &cfgpath], &[]);
+    let mut daemon = spawn(&["run", "-c", &cfgpath], &[]);
     let (status, lines) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2));
     let all = lines.join("\n");
@@ -72,7 +87,7 @@ fn bad_config_file_exits_two_naming_key_value_and_file() {
 
 #[test]
 fn bad_environment_value_exits_two_naming_the_variable() {
-    let mut daemon = Daemon::spawn(&["run"], &[("DD_CMD_PORT", "http")]);
+    let mut daemon = Daemon::spawn(dogd(), &["run"], &[("DD_CMD_PORT", "http")]);
     let (status, lines) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2));
     assert!(
@@ -89,7 +104,7 @@ fn config_directory_from_dd_conf_path_is_used_and_bad_yaml_exits_two() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("datadog.yaml"), "log_level: [debug\n").expect("write config");
     let conf_dir = dir.path().display().to_string();
-    let mut daemon = Daemon::spawn(&["run"], &[("DD_CONF_PATH", &conf_dir)]);
+    let mut daemon = spawn(&["run"], &[("DD_CONF_PATH", &conf_dir)]);
     let (status, lines) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2));
     assert!(
@@ -104,7 +119,7 @@ fn log_file_receives_the_same_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("logs/dogd.log");
     let log_path = log.display().to_string();
-    let mut daemon = Daemon::spawn(
+    let mut daemon = spawn(
         &["run"],
         &[("DD_LOG_FILE", &log_path), ("DD_LOG_LEVEL", "debug")],
     );

@@ -48,8 +48,32 @@ pub(crate) async fn label_grpc_method(request: Request, next: Next) -> Response 
         None => Arc::from("<unknown grpc method>"),
     };
     let mut response = next.run(request).await;
+    report_oversized_as_resource_exhausted(&mut response);
     response.extensions_mut().insert(RouteLabel(label));
     response
+}
+
+/// tonic reports a request over the size limit as `OutOfRange`; grpc-go, which the agent's
+/// clients are written against, says `ResourceExhausted`. Such a request is refused before its
+/// handler runs, with a trailers-only answer whose status tonic also leaves in the extensions.
+fn report_oversized_as_resource_exhausted(response: &mut Response) {
+    let Some(status) = response.extensions().get::<tonic::Status>() else {
+        return;
+    };
+    if status.code() != tonic::Code::OutOfRange
+        || !status.message().contains("message length too large")
+    {
+        return;
+    }
+    let replacement = tonic::Status::resource_exhausted(format!(
+        "grpc: received message larger than max ({})",
+        status.message()
+    ));
+    let headers = response.headers_mut();
+    headers.remove("grpc-message");
+    if replacement.add_header(headers).is_ok() {
+        response.extensions_mut().insert(replacement);
+    }
 }
 
 /// Records every request of one server.

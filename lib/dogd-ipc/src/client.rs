@@ -250,6 +250,30 @@ impl IpcClient {
         }
     }
 
+    /// Opens an HTTP/2 connection for gRPC: the returned channel is a tower service that tonic's
+    /// generated clients accept (`AgentClient::new(channel)`). Requests still need the
+    /// `authorization` metadata unless the client presents the IPC certificate.
+    pub async fn grpc_channel<B>(&self) -> Result<GrpcChannel<B>, ClientError>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let addr = self.addr();
+        let tls = self.connect_tls().await?;
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|source| ClientError::Http { addr, source })?;
+        // The connection task ends when the channel (every clone of the sender) is dropped.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("IPC gRPC connection ended: {error}");
+            }
+        });
+        Ok(GrpcChannel { sender })
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<IpcResponse, ClientError> {
         self.request(Method::GET, path, None).await
@@ -283,6 +307,44 @@ impl IpcClient {
         let body = Bytes::from(json.to_string());
         self.request(Method::POST, path, Some(("application/json", body)))
             .await
+    }
+}
+
+/// An HTTP/2 connection to the daemon usable by tonic clients.
+#[derive(Debug)]
+pub struct GrpcChannel<B> {
+    sender: hyper::client::conn::http2::SendRequest<B>,
+}
+
+impl<B> Clone for GrpcChannel<B> {
+    fn clone(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for GrpcChannel<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.sender.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Box::pin(self.sender.send_request(request))
     }
 }
 

@@ -11,7 +11,7 @@ mod tls;
 mod token;
 
 pub use cert::{DEFAULT_HOSTS, IpcCert};
-pub use client::{ClientError, IpcClient, IpcResponse};
+pub use client::{ClientError, GrpcChannel, IpcClient, IpcResponse};
 pub use error::IpcError;
 pub use tls::{ClientAuth, PeerIdentity, SERVER_ALPN, client_config, provider, server_config};
 pub use token::{AuthToken, MIN_TOKEN_LEN};
