@@ -4,10 +4,7 @@
 //! It runs inside the routers (as a layer on every route and on the fallback), so unknown paths and
 //! wrong methods are answered 401/403 before 404/405: nothing is learned without the token.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse as _, Response};
 use dogd_ipc::{AuthToken, PeerIdentity};
 use http::{HeaderValue, StatusCode, header};
@@ -90,54 +87,40 @@ fn check(
     }
 }
 
-/// The middleware: passes authenticated requests on (with [`AuthMethod`] in the request and
-/// response extensions) and answers the others.
-pub(crate) async fn require_auth(
-    State(state): State<Arc<AuthState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let conn = request.extensions().get::<ConnInfo>().copied();
-    let outcome = check(
+/// Authenticates a request: the method it used, or the refusal to send back (already logged).
+pub(crate) fn verify(state: &AuthState, request: &Request) -> Result<AuthMethod, Box<Response>> {
+    let conn = request.extensions().get::<ConnInfo>();
+    let refusal = match check(
         &state.token,
-        conn.as_ref(),
+        conn,
         request.headers().get(header::AUTHORIZATION),
         state.grpc,
-    );
-    match outcome {
-        Ok(method) => {
-            request.extensions_mut().insert(method);
-            let mut response = next.run(request).await;
-            response.extensions_mut().insert(method);
-            response
+    ) {
+        Ok(method) => return Ok(method),
+        Err(refusal) => refusal,
+    };
+    let peer = conn.map_or_else(|| "?".to_owned(), |conn| conn.peer.to_string());
+    let what = format!("{} request to {}", request.method(), request.uri().path());
+    match &refusal {
+        // Scanners and misdirected clients: not worth a warning each.
+        Refusal::Missing => tracing::debug!("no auth token for {what} from {peer}"),
+        Refusal::Scheme(scheme) => {
+            tracing::warn!(
+                "invalid auth token for {what} from {peer}: unsupported scheme {scheme}"
+            );
         }
-        Err(refusal) => {
-            let peer = conn.map_or_else(|| "?".to_owned(), |conn| conn.peer.to_string());
-            let what = format!("{} request to {}", request.method(), request.uri().path());
-            match &refusal {
-                // Scanners and misdirected clients: not worth a warning each.
-                Refusal::Missing => tracing::debug!("no auth token for {what} from {peer}"),
-                Refusal::Scheme(scheme) => {
-                    tracing::warn!(
-                        "invalid auth token for {what} from {peer}: unsupported scheme {scheme}"
-                    );
-                }
-                Refusal::Malformed => {
-                    tracing::warn!("invalid auth token for {what} from {peer}: malformed header")
-                }
-                Refusal::WrongToken => {
-                    tracing::warn!("invalid auth token for {what} from {peer}: wrong token")
-                }
-            }
-            let mut response = if state.grpc {
-                grpc_refusal(&refusal)
-            } else {
-                http_refusal(&refusal)
-            };
-            response.extensions_mut().insert(AuthMethod::Token);
-            response
+        Refusal::Malformed => {
+            tracing::warn!("invalid auth token for {what} from {peer}: malformed header");
+        }
+        Refusal::WrongToken => {
+            tracing::warn!("invalid auth token for {what} from {peer}: wrong token");
         }
     }
+    Err(Box::new(if state.grpc {
+        grpc_refusal(&refusal)
+    } else {
+        http_refusal(&refusal)
+    }))
 }
 
 /// The agent's REST answers: 401 with a `WWW-Authenticate` challenge when no usable Bearer header

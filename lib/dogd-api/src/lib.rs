@@ -8,6 +8,7 @@ mod auth;
 mod builder;
 mod conn;
 mod error;
+mod gate;
 mod gateway;
 mod grpc;
 pub mod ipc_config;

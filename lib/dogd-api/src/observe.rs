@@ -1,17 +1,16 @@
 //! Per-request telemetry (the agent's `api_server__request_duration_seconds` histogram) and the
 //! request log line.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use dogd_telemetry::{DEFAULT_BUCKETS, HistogramVec, Registry, TelemetryError};
 use http::{Method, StatusCode};
 
 use crate::auth::AuthMethod;
 use crate::conn::ConnInfo;
+use crate::gate::Observed;
 
 /// The agent's metric name (subsystem `api_server`, name `request_duration_seconds`, joined with
 /// the double underscore its telemetry component uses).
@@ -21,42 +20,52 @@ pub const REQUEST_DURATION_METRIC: &str = "api_server__request_duration_seconds"
 pub const UNMATCHED_ROUTE: &str = "<unmatched>";
 
 /// The route template a request matched (never the raw path, so label cardinality stays bounded),
-/// carried from the router back to the observer in the response extensions.
+/// carried from the router back to the observer in the response extensions. Neither variant
+/// allocates per request.
 #[derive(Clone, Debug)]
-pub(crate) struct RouteLabel(pub(crate) Arc<str>);
-
-/// Records the matched HTTP route template on the response.
-pub(crate) async fn label_http_route(request: Request, next: Next) -> Response {
-    let label = request.extensions().get::<MatchedPath>().map_or_else(
-        || Arc::from(UNMATCHED_ROUTE),
-        |path| Arc::from(path.as_str()),
-    );
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(RouteLabel(label));
-    response
+pub(crate) enum RouteLabel {
+    /// A fixed label (a gRPC method path, or the unmatched marker).
+    Static(&'static str),
+    /// An HTTP route template, shared with the router.
+    Matched(MatchedPath),
 }
 
-/// Records the gRPC method on the response: the full method path when it is one of ours, else a
-/// fixed label (a client could otherwise invent unbounded paths).
-pub(crate) async fn label_grpc_method(request: Request, next: Next) -> Response {
+impl RouteLabel {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Static(label) => label,
+            Self::Matched(path) => path.as_str(),
+        }
+    }
+}
+
+/// The matched HTTP route template of a request (set by the router before route layers run).
+pub(crate) fn http_route_label(request: &Request) -> RouteLabel {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(RouteLabel::Static(UNMATCHED_ROUTE), |path| {
+            RouteLabel::Matched(path.clone())
+        })
+}
+
+/// The gRPC method of a request: the full method path when it is one of ours, else a fixed label
+/// (a client could otherwise invent unbounded paths).
+pub(crate) fn grpc_method_label(request: &Request) -> RouteLabel {
     let path = request.uri().path();
-    let label: Arc<str> = match dogd_proto::GRPC_METHODS
+    match dogd_proto::GRPC_METHODS
         .iter()
         .find(|method| **method == path)
     {
-        Some(method) => Arc::from(*method),
-        None => Arc::from("<unknown grpc method>"),
-    };
-    let mut response = next.run(request).await;
-    report_oversized_as_resource_exhausted(&mut response);
-    response.extensions_mut().insert(RouteLabel(label));
-    response
+        Some(method) => RouteLabel::Static(method),
+        None => RouteLabel::Static("<unknown grpc method>"),
+    }
 }
 
 /// tonic reports a request over the size limit as `OutOfRange`; grpc-go, which the agent's
 /// clients are written against, says `ResourceExhausted`. Such a request is refused before its
 /// handler runs, with a trailers-only answer whose status tonic also leaves in the extensions.
-fn report_oversized_as_resource_exhausted(response: &mut Response) {
+pub(crate) fn report_oversized_as_resource_exhausted(response: &mut Response) {
     let Some(status) = response.extensions().get::<tonic::Status>() else {
         return;
     };
@@ -103,15 +112,9 @@ impl Observer {
         elapsed: Duration,
     ) {
         let status = response.status();
-        let route = response
-            .extensions()
-            .get::<RouteLabel>()
-            .map_or(UNMATCHED_ROUTE, |label| &label.0);
-        let auth = response
-            .extensions()
-            .get::<AuthMethod>()
-            .copied()
-            .unwrap_or(AuthMethod::Token);
+        let observed = response.extensions().get::<Observed>();
+        let route = observed.map_or(UNMATCHED_ROUTE, |observed| observed.route.as_str());
+        let auth = observed.map_or(AuthMethod::Token, |observed| observed.auth);
         self.durations
             .with(&[
                 conn.server.telemetry_name(),

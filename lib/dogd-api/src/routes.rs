@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
@@ -40,20 +40,18 @@ impl BuildInfo {
 
 /// Registers the server's own routes.
 pub(crate) fn register(builder: &mut ApiBuilder, build: BuildInfo, hostname: Arc<str>) {
-    let version = Arc::new(build.version_json());
+    // Both answers never change: serialize them once.
+    let version = json_bytes(&build.version_json());
     builder.agent_route(
         "/version",
         RouteKind::Bounded,
-        get(
-            |State(version): State<Arc<serde_json::Value>>| async move { Json((*version).clone()) },
-        )
-        .with_state(version),
+        get(|State(body): State<Bytes>| async move { json_response(body) }).with_state(version),
     );
+    let hostname = json_bytes(&serde_json::Value::String(hostname.to_string()));
     builder.agent_route(
         "/hostname",
         RouteKind::Bounded,
-        get(|State(hostname): State<Arc<str>>| async move { Json(hostname.to_string()) })
-            .with_state(hostname),
+        get(|State(body): State<Bytes>| async move { json_response(body) }).with_state(hostname),
     );
     // The agent answers its check routes with a fixed text: checks are not run through the API.
     builder.check_route("/", get(not_yet_implemented));
@@ -62,6 +60,14 @@ pub(crate) fn register(builder: &mut ApiBuilder, build: BuildInfo, hostname: Arc
         get(not_yet_implemented).delete(not_yet_implemented),
     );
     builder.check_route("/{name}/reload", post(not_yet_implemented));
+}
+
+fn json_bytes(value: &serde_json::Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn not_yet_implemented() -> Response {

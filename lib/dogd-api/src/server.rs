@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
 use dogd_config::{ApiServerConfig, Config};
 use dogd_core::{BoxError, Component, StartContext};
 use dogd_ipc::{AuthToken, IpcCert, PeerIdentity};
@@ -26,14 +25,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use crate::auth::{AuthState, require_auth};
+use crate::auth::AuthState;
 use crate::builder::{ApiBuilder, RouteKind};
 use crate::conn::{ConnInfo, ServerKind};
 use crate::error::ApiError;
+use crate::gate::GateLayer;
 use crate::grpc::{HostnameService, SecureRouter};
-use crate::observe::{Observer, label_grpc_method, label_http_route};
+use crate::observe::Observer;
 use crate::routes::BuildInfo;
-use crate::timeout::bound_request;
+use crate::timeout::BoundLayer;
 
 /// The agent's gRPC message size limit (`cluster_agent.cluster_tagger.grpc_max_message_size`).
 pub const GRPC_MAX_MESSAGE_SIZE: usize = 4 << 20;
@@ -104,8 +104,9 @@ impl App {
         request: Request<Incoming>,
     ) -> Result<axum::response::Response, Infallible> {
         let started = Instant::now();
+        // Cheap clones (the URI shares its buffer), kept for the telemetry and the log line.
         let method = request.method().clone();
-        let raw_path = request.uri().path().to_owned();
+        let uri = request.uri().clone();
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(conn);
         let router = match &self.grpc {
@@ -114,7 +115,7 @@ impl App {
         };
         let response = router.oneshot(request).await?;
         self.observer
-            .record(&conn, &method, &raw_path, &response, started.elapsed());
+            .record(&conn, &method, uri.path(), &response, started.elapsed());
         Ok(response)
     }
 }
@@ -167,13 +168,16 @@ impl ApiServer {
         let server_timeout = settings.api.server_timeout;
         let mut http = std::mem::take(&mut builder.bounded);
         if builder.has_routes(RouteKind::Bounded) {
-            http = http.route_layer(from_fn_with_state(server_timeout, bound_request));
+            http = http.route_layer(BoundLayer {
+                limit: server_timeout,
+            });
         }
         let http = http
             .merge(std::mem::take(&mut builder.streaming))
             .fallback(crate::routes::not_found)
-            .layer(from_fn_with_state(http_auth.clone(), require_auth))
-            .layer(from_fn(label_http_route));
+            .layer(GateLayer {
+                auth: http_auth.clone(),
+            });
 
         let grpc = tonic::service::Routes::new(
             AgentServer::from_arc(hostname_service)
@@ -186,15 +190,17 @@ impl ApiServer {
                 .max_encoding_message_size(GRPC_MAX_MESSAGE_SIZE),
         )
         .into_axum_router()
-        .layer(from_fn_with_state(grpc_auth, require_auth))
-        .layer(from_fn(label_grpc_method));
+        .layer(GateLayer { auth: grpc_auth });
 
         let ipc = settings.api.ipc_server.as_ref().map(|_| {
             let http = crate::ipc_config::router(settings.config.clone())
-                .route_layer(from_fn_with_state(server_timeout, bound_request))
+                .route_layer(BoundLayer {
+                    limit: server_timeout,
+                })
                 .fallback(crate::routes::not_found)
-                .layer(from_fn_with_state(http_auth.clone(), require_auth))
-                .layer(from_fn(label_http_route));
+                .layer(GateLayer {
+                    auth: http_auth.clone(),
+                });
             Arc::new(App {
                 server: ServerKind::Ipc,
                 http,

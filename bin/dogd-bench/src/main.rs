@@ -1,0 +1,30 @@
+//! `dogd-bench`: measures dogd against bare baselines in one run, so ratios are comparable on a
+//! shared, noisy machine. Results go to BENCHMARKS.md by hand, with the command that produced them.
+
+mod api;
+mod startup;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dogd-bench", about = "Side-by-side benchmarks of dogd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The CMD server (GET /agent/version, gRPC GetHostname) against bare hyper/tonic servers with
+    /// the same certificate, loaded with h2load.
+    Api(api::ApiArgs),
+    /// Process start until the API answers, and idle RSS, of the real `dogd run`.
+    Startup(startup::StartupArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Api(args) => api::run(&args),
+        Command::Startup(args) => startup::run(&args),
+    }
+}
