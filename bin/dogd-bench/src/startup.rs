@@ -68,19 +68,16 @@ pub(crate) fn run(args: &StartupArgs) -> anyhow::Result<()> {
                     if started.elapsed() > Duration::from_secs(10) {
                         return false;
                     }
-                    let client = AuthToken::load(&state.join("auth_token"))
-                        .ok()
-                        .zip(IpcCert::load(&state.join("ipc_cert.pem")).ok());
-                    if let Some((token, cert)) = client {
-                        if let Ok(client) = IpcClient::new("127.0.0.1", port, token, &cert) {
-                            if client
-                                .get("/agent/version")
-                                .await
-                                .is_ok_and(|r| r.status.is_success())
-                            {
-                                return true;
-                            }
-                        }
+                    let token = AuthToken::load(&state.join("auth_token"));
+                    let cert = IpcCert::load(&state.join("ipc_cert.pem"));
+                    if let (Ok(token), Ok(cert)) = (token, cert)
+                        && let Ok(client) = IpcClient::new("127.0.0.1", port, token, &cert)
+                        && client
+                            .get("/agent/version")
+                            .await
+                            .is_ok_and(|r| r.status.is_success())
+                    {
+                        return true;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
