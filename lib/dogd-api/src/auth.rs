@@ -4,6 +4,8 @@
 //! It runs inside the routers (as a layer on every route and on the fallback), so unknown paths and
 //! wrong methods are answered 401/403 before 404/405: nothing is learned without the token.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::response::{IntoResponse as _, Response};
 use dogd_ipc::{AuthToken, PeerIdentity};
@@ -50,6 +52,22 @@ pub(crate) struct AuthState {
     pub(crate) token: AuthToken,
     /// Answer failures as gRPC statuses (the gRPC router) or HTTP statuses (everything else).
     pub(crate) grpc: bool,
+    /// Host names requests may address (lower-case): the IPC certificate's names. Anything else
+    /// (a DNS-rebinding page, a misrouted proxy) is refused before authentication.
+    pub(crate) allowed_hosts: Arc<[String]>,
+}
+
+/// The host a request addresses (`:authority` or `Host`), without port or IPv6 brackets.
+fn addressed_host(request: &Request) -> Option<&str> {
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => request.headers().get(header::HOST)?.to_str().ok()?,
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(bracketed),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+    };
+    Some(host)
 }
 
 /// Checks one request's credentials.
@@ -89,6 +107,19 @@ fn check(
 
 /// Authenticates a request: the method it used, or the refusal to send back (already logged).
 pub(crate) fn verify(state: &AuthState, request: &Request) -> Result<AuthMethod, Box<Response>> {
+    if let Some(host) = addressed_host(request)
+        && !state.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host))
+    {
+        tracing::debug!("refused a request for host {host:?}: not one of this server's names");
+        let message = format!("host {host:?} is not served here");
+        return Err(Box::new(if state.grpc {
+            tonic::Status::permission_denied(message)
+                .into_http::<axum::body::Body>()
+                .into_response()
+        } else {
+            json_error(StatusCode::MISDIRECTED_REQUEST, message)
+        }));
+    }
     let conn = request.extensions().get::<ConnInfo>();
     let refusal = match check(
         &state.token,

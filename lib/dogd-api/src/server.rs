@@ -156,13 +156,16 @@ impl ApiServer {
         crate::gateway::register(&mut builder, hostname_service.clone(), secure.clone());
 
         let observer = Observer::new(&settings.telemetry).map_err(ApiBuildError::Telemetry)?;
+        let allowed_hosts = allowed_hosts(&settings.api);
         let http_auth = Arc::new(AuthState {
             token: settings.token.clone(),
             grpc: false,
+            allowed_hosts: allowed_hosts.clone(),
         });
         let grpc_auth = Arc::new(AuthState {
             token: settings.token.clone(),
             grpc: true,
+            allowed_hosts,
         });
 
         let server_timeout = settings.api.server_timeout;
@@ -297,6 +300,19 @@ impl Component for ApiServer {
         ctx.health().report_healthy();
         Ok(())
     }
+}
+
+/// The names clients may address: the IPC certificate's defaults, the CMD host and, when enabled,
+/// the IPC server host.
+fn allowed_hosts(api: &ApiServerConfig) -> Arc<[String]> {
+    let mut hosts: Vec<String> = dogd_ipc::DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    hosts.push(api.cmd_host.to_ascii_lowercase());
+    if let Some((host, _)) = &api.ipc_server {
+        hosts.push(host.to_ascii_lowercase());
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts.into()
 }
 
 /// Binds `host:port` after checking the host is a loopback address, as the agent requires.
