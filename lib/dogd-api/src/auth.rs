@@ -65,7 +65,9 @@ fn addressed_host(request: &Request) -> Option<&str> {
     };
     let host = match authority.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or(bracketed),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host),
     };
     Some(host)
 }
@@ -108,7 +110,10 @@ fn check(
 /// Authenticates a request: the method it used, or the refusal to send back (already logged).
 pub(crate) fn verify(state: &AuthState, request: &Request) -> Result<AuthMethod, Box<Response>> {
     if let Some(host) = addressed_host(request)
-        && !state.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host))
+        && !state
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
     {
         tracing::debug!("refused a request for host {host:?}: not one of this server's names");
         let message = format!("host {host:?} is not served here");

@@ -305,7 +305,10 @@ impl Component for ApiServer {
 /// The names clients may address: the IPC certificate's defaults, the CMD host and, when enabled,
 /// the IPC server host.
 fn allowed_hosts(api: &ApiServerConfig) -> Arc<[String]> {
-    let mut hosts: Vec<String> = dogd_ipc::DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    let mut hosts: Vec<String> = dogd_ipc::DEFAULT_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
     hosts.push(api.cmd_host.to_ascii_lowercase());
     if let Some((host, _)) = &api.ipc_server {
         hosts.push(host.to_ascii_lowercase());
@@ -464,7 +467,10 @@ impl Connection {
             server: self.app.server,
         };
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |request| app.clone().handle(conn, request));
+        // Boxed here, once: hyper moves the service future several times before polling it, and
+        // this one (router and middleware state inline) is large enough for those copies to show.
+        let service =
+            hyper::service::service_fn(move |request| Box::pin(app.clone().handle(conn, request)));
         let builder = auto::Builder::new(TokioExecutor::new());
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         if let Err(error) = watcher.watch(connection.into_owned()).await {

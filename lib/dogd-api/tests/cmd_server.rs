@@ -820,16 +820,32 @@ async fn requests_addressed_to_other_host_names_are_refused() {
     let server = TestServer::start(|_| {}).await;
     let right = bearer(&server.token);
     let port = server.cmd.port();
-    for (alpn, authority) in [(&b"h2"[..], "evil.example.com"), (&b"http/1.1"[..], "rebind.attacker.test")] {
+    for (alpn, authority) in [
+        (&b"h2"[..], "evil.example.com"),
+        (&b"http/1.1"[..], "rebind.attacker.test"),
+    ] {
         let request = http::Request::builder()
             .uri(format!("https://{authority}:{port}/agent/version"))
             .header(header::HOST, format!("{authority}:{port}"))
             .header(header::AUTHORIZATION, &right)
             .body(Full::new(Bytes::new()))
             .expect("request");
-        let response = raw_request(server.cmd, server.tls(ClientAuth::TokenOnly, &[alpn]), request).await;
-        assert_eq!(response.status, StatusCode::MISDIRECTED_REQUEST, "{authority}");
-        assert!(response.text().contains("is not served here"), "{}", response.text());
+        let response = raw_request(
+            server.cmd,
+            server.tls(ClientAuth::TokenOnly, &[alpn]),
+            request,
+        )
+        .await;
+        assert_eq!(
+            response.status,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{authority}"
+        );
+        assert!(
+            response.text().contains("is not served here"),
+            "{}",
+            response.text()
+        );
     }
     for allowed in ["localhost", "127.0.0.1", "[::1]"] {
         let request = http::Request::builder()
@@ -837,12 +853,22 @@ async fn requests_addressed_to_other_host_names_are_refused() {
             .header(header::AUTHORIZATION, &right)
             .body(Full::new(Bytes::new()))
             .expect("request");
-        let response = raw_request(server.cmd, server.tls(ClientAuth::TokenOnly, &[b"h2"]), request).await;
+        let response = raw_request(
+            server.cmd,
+            server.tls(ClientAuth::TokenOnly, &[b"h2"]),
+            request,
+        )
+        .await;
         assert_eq!(response.status, StatusCode::OK, "{allowed}");
     }
-    let evil_origin: http::Uri = format!("https://evil.example.com:{port}").parse().expect("uri");
+    let evil_origin: http::Uri = format!("https://evil.example.com:{port}")
+        .parse()
+        .expect("uri");
     let mut agent = AgentClient::with_origin(channel(&server.client()).await, evil_origin);
-    let status = agent.get_hostname(HostnameRequest {}).await.expect_err("refused");
+    let status = agent
+        .get_hostname(HostnameRequest {})
+        .await
+        .expect_err("refused");
     assert_eq!(status.code(), Code::PermissionDenied);
     server.stop().await;
 }
