@@ -89,24 +89,18 @@ pub struct Setting {
     pub source: Source,
 }
 
-/// The daemon's configuration. Cheap to share behind an `Arc`; only the runtime layer changes after
-/// load.
-#[derive(Debug)]
-pub struct Config {
+/// A configuration file and environment as read, before secrets are resolved and values
+/// validated. The binary uses it to find `ENC[handle]` values and the secret backend settings, then
+/// turns it into a [`Config`].
+#[derive(Clone, Debug)]
+pub struct RawConfig {
     file: Option<Arc<Path>>,
-    defaults: BTreeMap<&'static str, Value>,
-    /// The whole file as loaded, unknown keys included.
-    file_tree: Map<String, Value>,
-    /// Canonical values of declared keys found in the file.
-    file_values: BTreeMap<&'static str, Value>,
-    env_values: BTreeMap<&'static str, (Value, String)>,
-    runtime: RwLock<BTreeMap<&'static str, Value>>,
-    warnings: Vec<String>,
+    tree: Map<String, Value>,
+    env: Environment,
 }
 
-impl Config {
-    /// Loads `file` (if any) and then the environment's `DD_*` overrides on top of the defaults.
-    /// Every declared key is validated; the first invalid value is returned as an error.
+impl RawConfig {
+    /// Reads and parses `file` (if any); `env` supplies the `DD_*` overrides.
     pub fn load(file: Option<&Path>, env: &Environment) -> Result<Self, ConfigError> {
         let (path, tree) = match file {
             Some(path) => {
@@ -118,54 +112,136 @@ impl Config {
             }
             None => (None, Map::new()),
         };
-        Self::from_layers(path, tree, env)
+        Ok(Self {
+            file: path,
+            tree,
+            env: env.clone(),
+        })
     }
 
-    /// Builds a configuration from YAML text as if it had been read from `path`.
+    /// Parses YAML text as if it had been read from `path`.
     pub fn from_yaml(path: &Path, text: &str, env: &Environment) -> Result<Self, ConfigError> {
-        let tree = parse_yaml(path, text)?;
-        Self::from_layers(Some(Arc::from(path)), tree, env)
+        Ok(Self {
+            file: Some(Arc::from(path)),
+            tree: parse_yaml(path, text)?,
+            env: env.clone(),
+        })
     }
 
-    fn from_layers(
-        file: Option<Arc<Path>>,
-        file_tree: Map<String, Value>,
-        env: &Environment,
-    ) -> Result<Self, ConfigError> {
+    /// Every `ENC[handle]` value, with the keys (dotted paths; list items by index) or environment
+    /// variables that use it.
+    pub fn secret_handles(&self) -> BTreeMap<String, Vec<String>> {
+        let mut handles = BTreeMap::new();
+        find_handles(&self.tree, "", &mut handles);
+        for spec in schema::KEYS {
+            let var = spec.env_var();
+            if let Some(handle) = self.env.get(&var).and_then(secret_handle) {
+                handles
+                    .entry(handle.to_owned())
+                    .or_insert_with(Vec::new)
+                    .push(var);
+            }
+        }
+        handles
+    }
+
+    /// One declared setting as the environment or the file gives it, validated: how the secret
+    /// backend's own settings are read before secrets exist. `None` when unset.
+    pub fn declared(&self, key: &str) -> Result<Option<Value>, ConfigError> {
+        let spec = schema::find(key).ok_or_else(|| ConfigError::UnknownKey {
+            key: key.to_owned(),
+        })?;
+        if let Some((value, _)) = env_value(spec, &self.env, &BTreeMap::new())? {
+            return Ok(Some(value));
+        }
+        match (&self.file, lookup(&self.tree, spec.key)) {
+            (Some(path), Some(raw)) if !raw.is_null() => {
+                validated(spec, raw, &path.display().to_string()).map(Some)
+            }
+            _ => Ok(default_value(spec, &self.env)),
+        }
+    }
+}
+
+/// Resolved secret values, by handle.
+pub type SecretValues = BTreeMap<String, String>;
+
+/// The validated layers below the runtime one. Rebuilt whole when secrets are refreshed.
+#[derive(Debug)]
+struct Snapshot {
+    defaults: BTreeMap<&'static str, Value>,
+    /// The whole file with secrets resolved, unknown keys included.
+    file_tree: Map<String, Value>,
+    /// Canonical values of declared keys found in the file.
+    file_values: BTreeMap<&'static str, Value>,
+    env_values: BTreeMap<&'static str, (Value, String)>,
+}
+
+impl Snapshot {
+    fn build(raw: &RawConfig, secrets: &SecretValues) -> Result<Self, ConfigError> {
+        let mut file_tree = raw.tree.clone();
+        substitute_secrets(&mut file_tree, secrets);
         let mut defaults = BTreeMap::new();
         let mut file_values = BTreeMap::new();
         let mut env_values = BTreeMap::new();
         for spec in schema::KEYS {
-            if let Some(value) = default_value(spec, env) {
+            if let Some(value) = default_value(spec, &raw.env) {
                 defaults.insert(spec.key, value);
             }
             // A key present with no value (`hostname:`) is left to the next layer.
-            if let (Some(path), Some(raw)) = (&file, lookup(&file_tree, spec.key))
-                && !raw.is_null()
+            if let (Some(path), Some(value)) = (&raw.file, lookup(&file_tree, spec.key))
+                && !value.is_null()
             {
                 let origin = path.display().to_string();
-                file_values.insert(spec.key, validated(spec, raw, &origin)?);
+                file_values.insert(spec.key, validated(spec, value, &origin)?);
             }
-            let var = spec.env_var();
-            // An empty variable counts as unset, as with the agent's env binding.
-            if let Some(text) = env.get(&var).filter(|text| !text.is_empty()) {
-                let value = value::from_env_text(spec.kind, text).map_err(|reason| {
-                    invalid(
-                        spec,
-                        &Value::String(text.to_owned()),
-                        format!("environment variable {var}"),
-                        reason,
-                    )
-                })?;
+            if let Some((value, var)) = env_value(spec, &raw.env, secrets)? {
                 env_values.insert(spec.key, (value, var));
             }
         }
-        let mut config = Self {
-            file,
+        Ok(Self {
             defaults,
             file_tree,
             file_values,
             env_values,
+        })
+    }
+}
+
+/// The daemon's configuration. Shared behind an `Arc`; the runtime layer changes through
+/// [`Config::set_runtime`], and the layers below it are swapped whole when secrets are refreshed.
+#[derive(Debug)]
+pub struct Config {
+    raw: RawConfig,
+    secret_handles: BTreeMap<String, Vec<String>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    runtime: RwLock<BTreeMap<&'static str, Value>>,
+    warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads `file` (if any) and then the environment's `DD_*` overrides on top of the defaults.
+    /// Every declared key is validated; the first invalid value is returned as an error. A
+    /// configuration using `ENC[]` secrets must be loaded with [`Config::with_secrets`] instead.
+    pub fn load(file: Option<&Path>, env: &Environment) -> Result<Self, ConfigError> {
+        Self::with_secrets(RawConfig::load(file, env)?, &SecretValues::new())
+    }
+
+    /// Builds a configuration from YAML text as if it had been read from `path`.
+    pub fn from_yaml(path: &Path, text: &str, env: &Environment) -> Result<Self, ConfigError> {
+        Self::with_secrets(RawConfig::from_yaml(path, text, env)?, &SecretValues::new())
+    }
+
+    /// Validates `raw` with its `ENC[handle]` values replaced by `secrets`. A handle without a
+    /// value is an error naming it and where it is used.
+    pub fn with_secrets(raw: RawConfig, secrets: &SecretValues) -> Result<Self, ConfigError> {
+        let secret_handles = raw.secret_handles();
+        check_resolved(&secret_handles, secrets)?;
+        let snapshot = Snapshot::build(&raw, secrets)?;
+        let mut config = Self {
+            raw,
+            secret_handles,
+            snapshot: RwLock::new(Arc::new(snapshot)),
             runtime: RwLock::new(BTreeMap::new()),
             warnings: Vec::new(),
         };
@@ -177,9 +253,36 @@ impl Config {
         Ok(config)
     }
 
+    /// Replaces the resolved secrets (a refresh). The new values are validated first; on error
+    /// nothing changes.
+    pub fn refresh_secrets(&self, secrets: &SecretValues) -> Result<(), ConfigError> {
+        check_resolved(&self.secret_handles, secrets)?;
+        let snapshot = Arc::new(Snapshot::build(&self.raw, secrets)?);
+        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        Ok(())
+    }
+
+    /// The `ENC[handle]` values in use, with where each is used.
+    pub fn secret_handles(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.secret_handles
+    }
+
+    /// The configuration as read, before secrets (for the secret backend's settings on refresh).
+    pub fn raw(&self) -> &RawConfig {
+        &self.raw
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        // Writers swap whole snapshots, so a poisoned lock still holds a consistent one.
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The config file that was loaded, if any.
     pub fn file_path(&self) -> Option<&Path> {
-        self.file.as_deref()
+        self.raw.file.as_deref()
     }
 
     /// Warnings found while loading (deprecated keys, ...), to be logged once logging is set up.
@@ -189,9 +292,10 @@ impl Config {
 
     /// The effective value of `key` and its source. Undeclared keys are looked up in the file.
     pub fn get(&self, key: &str) -> Option<Setting> {
+        let snapshot = self.current();
         let Some(spec) = schema::find(key) else {
-            let value = lookup(&self.file_tree, key)?.clone();
-            let path = self.file.clone()?;
+            let value = lookup(&snapshot.file_tree, key)?.clone();
+            let path = self.raw.file.clone()?;
             return Some(Setting {
                 value,
                 source: Source::File(path),
@@ -203,19 +307,19 @@ impl Config {
                 source: Source::Runtime,
             });
         }
-        if let Some((value, var)) = self.env_values.get(spec.key) {
+        if let Some((value, var)) = snapshot.env_values.get(spec.key) {
             return Some(Setting {
                 value: value.clone(),
                 source: Source::Env(var.clone()),
             });
         }
-        if let (Some(value), Some(path)) = (self.file_values.get(spec.key), &self.file) {
+        if let (Some(value), Some(path)) = (snapshot.file_values.get(spec.key), &self.raw.file) {
             return Some(Setting {
                 value: value.clone(),
                 source: Source::File(path.clone()),
             });
         }
-        self.defaults.get(spec.key).map(|value| Setting {
+        snapshot.defaults.get(spec.key).map(|value| Setting {
             value: value.clone(),
             source: Source::Default,
         })
@@ -227,12 +331,22 @@ impl Config {
             .is_some_and(|setting| setting.source != Source::Default)
     }
 
-    /// Changes a declared key at run time, after validating the new value. Nothing changes on error.
-    pub fn set_runtime(&self, key: &str, raw: &Value) -> Result<(), ConfigError> {
+    /// Checks a runtime value for a declared key and returns its canonical form, changing nothing.
+    pub fn check_runtime(&self, key: &str, raw: &Value) -> Result<Value, ConfigError> {
         let spec = schema::find(key).ok_or_else(|| ConfigError::UnknownKey {
             key: key.to_owned(),
         })?;
-        let value = validated(spec, raw, "runtime")?;
+        validated(spec, raw, "runtime")
+    }
+
+    /// Changes a declared key at run time, after validating the new value. Nothing changes on error.
+    pub fn set_runtime(&self, key: &str, raw: &Value) -> Result<(), ConfigError> {
+        let value = self.check_runtime(key, raw)?;
+        let Some(spec) = schema::find(key) else {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_owned(),
+            });
+        };
         self.runtime
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -246,18 +360,43 @@ impl Config {
     }
 
     /// Every effective setting: declared keys (set or defaulted) and every leaf of the file, sorted
-    /// by key.
+    /// by key. Values come with secrets resolved: scrub before showing them.
     pub fn settings(&self) -> Vec<(String, Setting)> {
         let mut keys: Vec<String> = schema::KEYS
             .iter()
             .map(|spec| spec.key.to_owned())
             .collect();
-        collect_leaves(&self.file_tree, "", &mut keys);
+        collect_leaves(&self.raw.tree, "", &mut keys);
         keys.sort();
         keys.dedup();
         keys.into_iter()
             .filter_map(|key| self.get(&key).map(|setting| (key, setting)))
             .collect()
+    }
+
+    /// The effective configuration as one nested tree, for dumps (`GET /agent/config`, flares).
+    /// Secret values appear as their `ENC[handle]`, never resolved; other credentials are still
+    /// in clear and must go through the scrubber.
+    pub fn effective_tree(&self) -> Value {
+        // Undeclared keys are in the file tree as written; declared ones are overlaid with their
+        // effective values, except where that value came from a secret.
+        let mut tree = Value::Object(self.raw.tree.clone());
+        for spec in schema::KEYS {
+            let Some(setting) = self.get(spec.key) else {
+                continue;
+            };
+            let written = match &setting.source {
+                Source::File(_) => lookup(&self.raw.tree, spec.key).cloned(),
+                Source::Env(var) => self.raw.env.get(var).map(|text| Value::String(text.to_owned())),
+                Source::Default | Source::Runtime => None,
+            };
+            let shown = match written {
+                Some(Value::String(text)) if secret_handle(&text).is_some() => Value::String(text),
+                _ => setting.value,
+            };
+            insert_path(&mut tree, spec.key, shown);
+        }
+        tree
     }
 
     // Typed getters. Declared keys were validated at load, so these only fail on a key of another
@@ -447,5 +586,111 @@ fn state_dir(env: &Environment) -> PathBuf {
         home.join(".local/state/dogd")
     } else {
         std::env::temp_dir().join("dogd-state")
+    }
+}
+
+/// `ENC[handle]` (the whole trimmed string) → `handle`, as the agent recognizes secrets.
+pub fn secret_handle(text: &str) -> Option<&str> {
+    text.trim().strip_prefix("ENC[")?.strip_suffix(']')
+}
+
+fn find_handles(tree: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Vec<String>>) {
+    fn walk(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
+        match value {
+            Value::String(text) => {
+                if let Some(handle) = secret_handle(text) {
+                    out.entry(handle.to_owned()).or_default().push(path);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, format!("{path}.{index}"), out);
+                }
+            }
+            Value::Object(map) => find_handles(map, &path, out),
+            _ => {}
+        }
+    }
+    for (name, value) in tree {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        walk(value, path, out);
+    }
+}
+
+fn substitute_secrets(tree: &mut Map<String, Value>, secrets: &SecretValues) {
+    fn walk(value: &mut Value, secrets: &SecretValues) {
+        match value {
+            Value::String(text) => {
+                if let Some(resolved) = secret_handle(text).and_then(|handle| secrets.get(handle)) {
+                    *text = resolved.clone();
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, secrets)),
+            Value::Object(map) => map.values_mut().for_each(|item| walk(item, secrets)),
+            _ => {}
+        }
+    }
+    tree.values_mut().for_each(|value| walk(value, secrets));
+}
+
+fn check_resolved(handles: &BTreeMap<String, Vec<String>>, secrets: &SecretValues) -> Result<(), ConfigError> {
+    match handles.iter().find(|(handle, _)| !secrets.contains_key(*handle)) {
+        None => Ok(()),
+        Some((handle, used_in)) => Err(ConfigError::UnresolvedSecret {
+            handle: handle.clone(),
+            used_in: used_in.join(", "),
+        }),
+    }
+}
+
+/// The environment's value for a declared key (secrets resolved), validated.
+fn env_value(
+    spec: &KeySpec,
+    env: &Environment,
+    secrets: &SecretValues,
+) -> Result<Option<(Value, String)>, ConfigError> {
+    let var = spec.env_var();
+    // An empty variable counts as unset, as with the agent's env binding.
+    let Some(text) = env.get(&var).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    let text = secret_handle(text)
+        .and_then(|handle| secrets.get(handle))
+        .map_or(text, String::as_str);
+    let value = value::from_env_text(spec.kind, text).map_err(|reason| {
+        invalid(
+            spec,
+            &Value::String(text.to_owned()),
+            format!("environment variable {var}"),
+            reason,
+        )
+    })?;
+    Ok(Some((value, var)))
+}
+
+/// Sets `value` at a dotted path, creating mappings on the way (replacing non-mappings).
+fn insert_path(tree: &mut Value, key: &str, value: Value) {
+    let mut current = tree;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !current.is_object() {
+            *current = Value::Object(Map::new());
+        }
+        let Value::Object(map) = current else { return };
+        // Reuse the file's own spelling of the key when it differs only in case.
+        let existing = map
+            .keys()
+            .find(|name| name.eq_ignore_ascii_case(part))
+            .cloned()
+            .unwrap_or_else(|| part.to_owned());
+        if parts.peek().is_none() {
+            map.insert(existing, value);
+            return;
+        }
+        current = map.entry(existing).or_insert_with(|| Value::Object(Map::new()));
     }
 }

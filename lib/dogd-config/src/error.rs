@@ -43,6 +43,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An `ENC[handle]` value has no resolved secret.
+    #[error("secret ENC[{handle}] (used in {used_in}) was not resolved: set secret_backend_command to a backend that knows it")]
+    UnresolvedSecret {
+        /// The handle.
+        handle: String,
+        /// Where it is used.
+        used_in: String,
+    },
     /// A runtime change named a key dogd does not declare.
     #[error("unknown setting {key}")]
     UnknownKey {

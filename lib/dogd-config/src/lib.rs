@@ -8,12 +8,14 @@
 
 mod config;
 mod error;
+mod runtime;
 pub mod schema;
 mod sections;
 mod value;
 
-pub use config::{Config, Environment, Setting, Source};
+pub use config::{Config, Environment, RawConfig, SecretValues, Setting, Source, secret_handle};
 pub use error::ConfigError;
+pub use runtime::{ConfigSetting, RuntimeSetting, RuntimeSettings};
 pub use sections::{ApiServerConfig, GeneralConfig, LogConfig};
 pub use value::LogLevel;
 

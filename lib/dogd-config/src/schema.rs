@@ -232,6 +232,38 @@ pub static KEYS: &[KeySpec] = &[
         Default::Unset,
         "IPC certificate + key PEM file. Unset: `<run_path>/ipc_cert.pem`.",
     ),
+    // Secrets.
+    key(
+        "secret_backend_command",
+        Kind::Path,
+        Default::Unset,
+        "Executable resolving ENC[handle] values (must be owned by the user, not group/other writable).",
+    ),
+    key(
+        "secret_backend_arguments",
+        Kind::StrList,
+        Default::EmptyList,
+        "Arguments passed to secret_backend_command.",
+    ),
+    key(
+        "secret_backend_timeout",
+        Kind::Seconds,
+        Default::Float(30.0),
+        "Seconds secret_backend_command may run.",
+    ),
+    key(
+        "secret_backend_output_max_size",
+        Kind::Int { min: 1, max: 1 << 30 },
+        Default::Int(1024 * 1024),
+        "Largest output, in bytes, accepted from secret_backend_command.",
+    ),
+    // Internal telemetry.
+    key(
+        "telemetry.port",
+        PORT,
+        Default::Int(0),
+        "Port of the plain-HTTP /telemetry endpoint (Prometheus text, no auth, localhost only); 0 disables it.",
+    ),
     // DogStatsD.
     key(
         "dogstatsd_port",
