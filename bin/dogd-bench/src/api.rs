@@ -157,6 +157,7 @@ fn serve_dogd(
             telemetry: dogd_telemetry::Registry::new(),
             config: Arc::new(config),
             drain_grace: Duration::from_secs(1),
+            listen: dogd_api::ListenAddrs::default(),
         },
         ApiBuilder::new(),
     )?;

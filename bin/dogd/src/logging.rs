@@ -1,13 +1,14 @@
 //! Log setup: the agent's line format, to stderr and/or `log_file`, with a level that can be changed
 //! while running.
 
-use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use dogd_config::{LogConfig, LogLevel};
+use dogd_core::clock::UtcTime;
+use dogd_ops::RecentLogs;
+use dogd_scrubber::Scrubber;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
@@ -34,12 +35,17 @@ impl LogLevelControl {
     }
 }
 
-/// Installs the global subscriber. Call once, before anything logs.
-pub(crate) fn init(config: &LogConfig) -> anyhow::Result<LogLevelControl> {
+/// Installs the global subscriber. Call once, before anything logs. Every line is scrubbed and
+/// also kept in `recent` (for flares).
+pub(crate) fn init(
+    config: &LogConfig,
+    scrubber: Scrubber,
+    recent: RecentLogs,
+) -> anyhow::Result<LogLevelControl> {
     let (filter, handle) = reload::Layer::new(filter_for(config.level));
-    let writer = make_writer(config)?;
+    let writer = make_writer(config, recent)?;
     let format = tracing_subscriber::fmt::layer()
-        .event_format(AgentFormat)
+        .event_format(AgentFormat { scrubber })
         .with_ansi(false)
         .with_writer(writer);
     tracing_subscriber::registry()
@@ -50,7 +56,7 @@ pub(crate) fn init(config: &LogConfig) -> anyhow::Result<LogLevelControl> {
     Ok(LogLevelControl { handle })
 }
 
-fn make_writer(config: &LogConfig) -> anyhow::Result<BoxMakeWriter> {
+fn make_writer(config: &LogConfig, recent: RecentLogs) -> anyhow::Result<BoxMakeWriter> {
     let file = match &config.file {
         None => None,
         Some(path) => {
@@ -69,11 +75,12 @@ fn make_writer(config: &LogConfig) -> anyhow::Result<BoxMakeWriter> {
             Some(Arc::new(file))
         }
     };
+    let recent = move || recent.clone();
     Ok(match (config.to_console, file) {
-        (true, Some(file)) => BoxMakeWriter::new(std::io::stderr.and(file)),
-        (false, Some(file)) => BoxMakeWriter::new(file),
-        (true, None) => BoxMakeWriter::new(std::io::stderr),
-        (false, None) => BoxMakeWriter::new(std::io::sink),
+        (true, Some(file)) => BoxMakeWriter::new(std::io::stderr.and(file).and(recent)),
+        (false, Some(file)) => BoxMakeWriter::new(file.and(recent)),
+        (true, None) => BoxMakeWriter::new(std::io::stderr.and(recent)),
+        (false, None) => BoxMakeWriter::new(recent),
     })
 }
 
@@ -104,8 +111,11 @@ fn filter_for(level: LogLevel) -> Targets {
 }
 
 /// `2026-11-25 10:00:00 UTC | DOGD | INFO | (run.rs:42 in dogd::run) | message key=value`, the
-/// agent's layout, so existing log parsers and habits carry over.
-struct AgentFormat;
+/// agent's layout, so existing log parsers and habits carry over. The message is scrubbed, as the
+/// agent's logger does, so a credential that slips into a log line does not reach the file.
+struct AgentFormat {
+    scrubber: Scrubber,
+}
 
 impl<S, N> FormatEvent<S, N> for AgentFormat
 where
@@ -123,68 +133,25 @@ where
             .file()
             .and_then(|path| path.rsplit('/').next())
             .unwrap_or("?");
-        write!(
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(
             writer,
-            "{} | DOGD | {} | ({}:{} in {}) | ",
-            utc_timestamp(SystemTime::now()),
+            "{} | DOGD | {} | ({}:{} in {}) | {}",
+            UtcTime::now(),
             meta.level(),
             file,
             meta.line().unwrap_or(0),
             meta.module_path().unwrap_or_else(|| meta.target()),
-        )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+            self.scrubber.scrub_str(&message),
+        )
     }
-}
-
-/// Formats a time as `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc_timestamp(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    let mut out = String::with_capacity(23);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
-    out
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_times() {
-        let at = |secs| utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "1970-01-01 00:00:00 UTC");
-        // 2026-11-25 10:00:00 UTC
-        assert_eq!(at(1_795_600_800), "2026-11-25 10:00:00 UTC");
-        // Leap day.
-        assert_eq!(at(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
 
     #[test]
     fn critical_maps_to_error_and_libraries_stay_quiet_at_debug() {

@@ -4,11 +4,11 @@ mod cli;
 mod logging;
 mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dogd_config::{Config, Environment};
+use dogd_config::{Config, Environment, RawConfig};
 
 /// Exit code when the configuration is invalid (nothing was started).
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -32,65 +32,66 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon in the foreground until SIGINT/SIGTERM.
+    /// Run the daemon in the foreground until SIGINT/SIGTERM or `dogd stop`.
     Run,
     /// Print dogd's version, commit and compiler.
     Version(cli::version::VersionArgs),
     /// Print the hostname the running daemon reports.
     Hostname,
-    /// Inspect the configuration.
-    Config {
-        #[command(subcommand)]
-        action: ConfigCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Load and validate the configuration, then print every effective setting with its source.
-    Check(cli::config::CheckArgs),
+    /// Show the running daemon's status (all sections, or one).
+    Status(cli::ops::StatusArgs),
+    /// Check the running daemon's health; exits non-zero when a component is unhealthy.
+    Health(cli::ops::JsonArgs),
+    /// Show the running daemon's configuration, or get/set runtime settings.
+    Config(cli::ops::ConfigArgs),
+    /// List the secret handles in use (never their values), or refresh them.
+    Secret(cli::ops::SecretArgs),
+    /// Build a flare archive (from the daemon, or locally when it is not running).
+    Flare,
+    /// Stop the running daemon and wait until it has exited.
+    Stop,
 }
 
 fn main() -> ExitCode {
     let Cli { cfgpath, command } = Cli::parse();
     let env = Environment::from_process();
+    if let Command::Version(args) = &command
+        && !args.remote
+    {
+        return cli::version::print(args);
+    }
+    let Some(config) = load_config(cfgpath.as_deref(), &env) else {
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
     match command {
-        Command::Version(args) if !args.remote => cli::version::print(&args),
-        Command::Version(args) => {
-            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            };
-            cli::version::print_remote(&config, &args)
-        }
-        Command::Hostname => {
-            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            };
-            cli::hostname::run(&config)
-        }
-        Command::Run => {
-            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            };
-            run::main(config)
-        }
-        Command::Config {
-            action: ConfigCommand::Check(args),
-        } => {
-            let Some(config) = load_config(cfgpath.as_deref(), &env) else {
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            };
-            cli::config::check(&config, &args)
-        }
+        Command::Run => run::main(config),
+        Command::Version(args) => cli::version::print_remote(&config, &args),
+        Command::Hostname => cli::hostname::run(&config),
+        Command::Status(args) => cli::ops::status(&config, &args),
+        Command::Health(args) => cli::ops::health(&config, &args),
+        Command::Config(args) => cli::ops::config(&config, &args),
+        Command::Secret(args) => cli::ops::secret(&config, &args),
+        Command::Flare => cli::ops::flare(&config),
+        Command::Stop => cli::ops::stop(&config),
     }
 }
 
-/// Loads and validates the configuration, printing the error when it is invalid.
-fn load_config(cfgpath: Option<&std::path::Path>, env: &Environment) -> Option<Config> {
+/// Loads the configuration, resolving `ENC[]` secrets through the secret backend, and validates
+/// it; prints the error when it is invalid.
+fn load_config(cfgpath: Option<&Path>, env: &Environment) -> Option<Config> {
     let path = dogd_config::resolve_config_path(cfgpath, env);
-    match Config::load(path.as_deref(), env)
-        .and_then(|config| run::validate(&config).map(|()| config))
-    {
+    let loaded = RawConfig::load(path.as_deref(), env)
+        .map_err(|error| error.to_string())
+        .and_then(|raw| {
+            let secrets = dogd_ops::secrets::resolve(&raw).map_err(|error| error.to_string())?;
+            Config::with_secrets(raw, &secrets).map_err(|error| error.to_string())
+        })
+        .and_then(|config| {
+            run::validate(&config)
+                .map(|()| config)
+                .map_err(|error| error.to_string())
+        });
+    match loaded {
         Ok(config) => Some(config),
         Err(error) => {
             eprintln!("dogd: configuration error: {error}");

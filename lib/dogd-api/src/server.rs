@@ -60,6 +60,9 @@ pub struct ApiSettings {
     pub config: Arc<Config>,
     /// How long open connections may finish in-flight work on stop before being closed.
     pub drain_grace: Duration,
+    /// Filled in with the bound addresses when the servers start (others, e.g. the status page,
+    /// keep a clone).
+    pub listen: ListenAddrs,
 }
 
 /// The addresses the servers actually listen on (port 0 picks one), known once started.
@@ -230,7 +233,7 @@ impl ApiServer {
                 observer,
             }),
             ipc,
-            addrs: ListenAddrs::default(),
+            addrs: settings.listen,
             handshake_failures: [
                 failures.with(&[ServerKind::Cmd.telemetry_name()]),
                 failures.with(&[ServerKind::Ipc.telemetry_name()]),

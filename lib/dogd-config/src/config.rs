@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::schema::{self, Default, KeySpec, Kind};
+use dogd_secrets::parse_handle as secret_handle;
+
 use crate::value::{self, LogLevel, canonicalize};
 
 /// A snapshot of environment variables, passed in explicitly so tests never touch the process
@@ -131,15 +133,11 @@ impl RawConfig {
     /// Every `ENC[handle]` value, with the keys (dotted paths; list items by index) or environment
     /// variables that use it.
     pub fn secret_handles(&self) -> BTreeMap<String, Vec<String>> {
-        let mut handles = BTreeMap::new();
-        find_handles(&self.tree, "", &mut handles);
+        let mut handles = dogd_secrets::find_handles(&Value::Object(self.tree.clone()));
         for spec in schema::KEYS {
             let var = spec.env_var();
             if let Some(handle) = self.env.get(&var).and_then(secret_handle) {
-                handles
-                    .entry(handle.to_owned())
-                    .or_insert_with(Vec::new)
-                    .push(var);
+                handles.entry(handle.to_owned()).or_default().push(var);
             }
         }
         handles
@@ -175,6 +173,8 @@ struct Snapshot {
     /// Canonical values of declared keys found in the file.
     file_values: BTreeMap<&'static str, Value>,
     env_values: BTreeMap<&'static str, (Value, String)>,
+    /// The resolved secrets, kept only so the scrubber can hide them wherever they appear.
+    secret_values: Vec<String>,
 }
 
 impl Snapshot {
@@ -204,6 +204,7 @@ impl Snapshot {
             file_tree,
             file_values,
             env_values,
+            secret_values: secrets.values().cloned().collect(),
         })
     }
 }
@@ -258,13 +259,31 @@ impl Config {
     pub fn refresh_secrets(&self, secrets: &SecretValues) -> Result<(), ConfigError> {
         check_resolved(&self.secret_handles, secrets)?;
         let snapshot = Arc::new(Snapshot::build(&self.raw, secrets)?);
-        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = snapshot;
         Ok(())
+    }
+
+    /// The resolved secret values, for the scrubber only (so they never leave the process).
+    pub fn secret_values(&self) -> Vec<String> {
+        self.current().secret_values.clone()
     }
 
     /// The `ENC[handle]` values in use, with where each is used.
     pub fn secret_handles(&self) -> &BTreeMap<String, Vec<String>> {
         &self.secret_handles
+    }
+
+    /// The `ENC[handle]` that gives `key` its effective value, if a secret does.
+    pub fn secret_behind(&self, key: &str) -> Option<String> {
+        let written = match self.get(key)?.source {
+            Source::File(_) => lookup(&self.raw.tree, key)?.as_str()?.to_owned(),
+            Source::Env(var) => self.raw.env.get(&var)?.to_owned(),
+            Source::Default | Source::Runtime => return None,
+        };
+        secret_handle(&written).map(str::to_owned)
     }
 
     /// The configuration as read, before secrets (for the secret backend's settings on refresh).
@@ -387,7 +406,11 @@ impl Config {
             };
             let written = match &setting.source {
                 Source::File(_) => lookup(&self.raw.tree, spec.key).cloned(),
-                Source::Env(var) => self.raw.env.get(var).map(|text| Value::String(text.to_owned())),
+                Source::Env(var) => self
+                    .raw
+                    .env
+                    .get(var)
+                    .map(|text| Value::String(text.to_owned())),
                 Source::Default | Source::Runtime => None,
             };
             let shown = match written {
@@ -589,38 +612,6 @@ fn state_dir(env: &Environment) -> PathBuf {
     }
 }
 
-/// `ENC[handle]` (the whole trimmed string) → `handle`, as the agent recognizes secrets.
-pub fn secret_handle(text: &str) -> Option<&str> {
-    text.trim().strip_prefix("ENC[")?.strip_suffix(']')
-}
-
-fn find_handles(tree: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Vec<String>>) {
-    fn walk(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
-        match value {
-            Value::String(text) => {
-                if let Some(handle) = secret_handle(text) {
-                    out.entry(handle.to_owned()).or_default().push(path);
-                }
-            }
-            Value::Array(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    walk(item, format!("{path}.{index}"), out);
-                }
-            }
-            Value::Object(map) => find_handles(map, &path, out),
-            _ => {}
-        }
-    }
-    for (name, value) in tree {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        walk(value, path, out);
-    }
-}
-
 fn substitute_secrets(tree: &mut Map<String, Value>, secrets: &SecretValues) {
     fn walk(value: &mut Value, secrets: &SecretValues) {
         match value {
@@ -637,8 +628,14 @@ fn substitute_secrets(tree: &mut Map<String, Value>, secrets: &SecretValues) {
     tree.values_mut().for_each(|value| walk(value, secrets));
 }
 
-fn check_resolved(handles: &BTreeMap<String, Vec<String>>, secrets: &SecretValues) -> Result<(), ConfigError> {
-    match handles.iter().find(|(handle, _)| !secrets.contains_key(*handle)) {
+fn check_resolved(
+    handles: &BTreeMap<String, Vec<String>>,
+    secrets: &SecretValues,
+) -> Result<(), ConfigError> {
+    match handles
+        .iter()
+        .find(|(handle, _)| !secrets.contains_key(*handle))
+    {
         None => Ok(()),
         Some((handle, used_in)) => Err(ConfigError::UnresolvedSecret {
             handle: handle.clone(),
@@ -691,6 +688,8 @@ fn insert_path(tree: &mut Value, key: &str, value: Value) {
             map.insert(existing, value);
             return;
         }
-        current = map.entry(existing).or_insert_with(|| Value::Object(Map::new()));
+        current = map
+            .entry(existing)
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }

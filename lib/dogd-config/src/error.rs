@@ -44,7 +44,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// An `ENC[handle]` value has no resolved secret.
-    #[error("secret ENC[{handle}] (used in {used_in}) was not resolved: set secret_backend_command to a backend that knows it")]
+    #[error(
+        "secret ENC[{handle}] (used in {used_in}) was not resolved: set secret_backend_command to a backend that knows it"
+    )]
     UnresolvedSecret {
         /// The handle.
         handle: String,

@@ -13,9 +13,10 @@ pub mod schema;
 mod sections;
 mod value;
 
-pub use config::{Config, Environment, RawConfig, SecretValues, Setting, Source, secret_handle};
+pub use config::{Config, Environment, RawConfig, SecretValues, Setting, Source};
+pub use dogd_secrets::parse_handle as secret_handle;
 pub use error::ConfigError;
-pub use runtime::{ConfigSetting, RuntimeSetting, RuntimeSettings};
+pub use runtime::{ApplyFn, ConfigSetting, RuntimeSetting, RuntimeSettings};
 pub use sections::{ApiServerConfig, GeneralConfig, LogConfig};
 pub use value::LogLevel;
 

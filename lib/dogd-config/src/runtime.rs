@@ -76,6 +76,9 @@ impl RuntimeSettings {
     }
 }
 
+/// Makes a validated new value take effect; the error is the reason it could not.
+pub type ApplyFn = Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
 /// A runtime setting backed by a declared config key: the new value is validated by the key's
 /// kind, handed to `apply` (which makes it take effect), then recorded in the config's runtime
 /// layer so `dogd config` shows it with source `runtime`.
@@ -83,12 +86,14 @@ pub struct ConfigSetting {
     config: Arc<Config>,
     key: &'static str,
     description: &'static str,
-    apply: Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>,
+    apply: ApplyFn,
 }
 
 impl std::fmt::Debug for ConfigSetting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigSetting").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("ConfigSetting")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +126,9 @@ impl RuntimeSetting for ConfigSetting {
     fn current(&self) -> (Value, Source) {
         self.config
             .get(self.key)
-            .map_or((Value::Null, Source::Default), |setting| (setting.value, setting.source))
+            .map_or((Value::Null, Source::Default), |setting| {
+                (setting.value, setting.source)
+            })
     }
 
     fn set(&self, value: &str) -> Result<(), String> {
@@ -166,7 +173,9 @@ mod tests {
     #[test]
     fn failed_apply_changes_nothing() {
         let config = Arc::new(Config::load(None, &Environment::default()).expect("config"));
-        let setting = ConfigSetting::new(config, "log_level", "Log level", |_| Err("logger is gone".to_owned()));
+        let setting = ConfigSetting::new(config, "log_level", "Log level", |_| {
+            Err("logger is gone".to_owned())
+        });
         assert_eq!(setting.set("debug"), Err("logger is gone".to_owned()));
         assert_eq!(setting.current(), (Value::from("info"), Source::Default));
     }
@@ -175,8 +184,18 @@ mod tests {
     fn registry_lists_settings_by_name() {
         let config = Arc::new(Config::load(None, &Environment::default()).expect("config"));
         let registry = RuntimeSettings::new();
-        registry.register(Arc::new(ConfigSetting::new(config.clone(), "log_level", "Log level", |_| Ok(()))));
-        registry.register(Arc::new(ConfigSetting::new(config, "dogstatsd_port", "Port", |_| Ok(()))));
+        registry.register(Arc::new(ConfigSetting::new(
+            config.clone(),
+            "log_level",
+            "Log level",
+            |_| Ok(()),
+        )));
+        registry.register(Arc::new(ConfigSetting::new(
+            config,
+            "dogstatsd_port",
+            "Port",
+            |_| Ok(()),
+        )));
         assert_eq!(registry.names(), ["dogstatsd_port", "log_level"]);
         assert!(registry.get("log_level").is_some());
         assert!(registry.get("nope").is_none());

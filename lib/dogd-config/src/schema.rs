@@ -253,7 +253,10 @@ pub static KEYS: &[KeySpec] = &[
     ),
     key(
         "secret_backend_output_max_size",
-        Kind::Int { min: 1, max: 1 << 30 },
+        Kind::Int {
+            min: 1,
+            max: 1 << 30,
+        },
         Default::Int(1024 * 1024),
         "Largest output, in bytes, accepted from secret_backend_command.",
     ),

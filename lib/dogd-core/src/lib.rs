@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 mod component;
 mod health;
 mod supervisor;

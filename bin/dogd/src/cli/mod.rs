@@ -4,6 +4,7 @@ use std::io::Write as _;
 
 pub(crate) mod config;
 pub(crate) mod hostname;
+pub(crate) mod ops;
 pub(crate) mod remote;
 pub(crate) mod version;
 

@@ -89,6 +89,7 @@ impl TestServer {
                 telemetry: telemetry.clone(),
                 config: Arc::new(config),
                 drain_grace: options.drain_grace,
+                listen: ListenAddrs::default(),
             },
             builder,
         )
