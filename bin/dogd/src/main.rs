@@ -50,6 +50,9 @@ enum Command {
     Flare,
     /// Stop the running daemon and wait until it has exited.
     Stop,
+    /// Per-metric DogStatsD counts (needs dogstatsd_metrics_stats_enable, also settable at run time).
+    #[command(name = "dogstatsd-stats")]
+    DogstatsdStats(cli::ops::JsonArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cli::ops::secret(&config, &args),
         Command::Flare => cli::ops::flare(&config),
         Command::Stop => cli::ops::stop(&config),
+        Command::DogstatsdStats(args) => cli::ops::dogstatsd_stats(&config, &args),
     }
 }
 

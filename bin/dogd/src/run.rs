@@ -12,6 +12,9 @@ use dogd_config::{
     RuntimeSettings,
 };
 use dogd_core::{HealthRegistry, StopRequest, Supervisor};
+use dogd_dogstatsd::sample::CountingSink;
+use dogd_dogstatsd::stats::MetricStats;
+use dogd_dogstatsd::{DogStatsdConfig, DogStatsdServer};
 use dogd_ipc::{AuthToken, IpcCert};
 use dogd_ops::{
     BuildFacts, CoreStatus, Ops, RecentLogs, SecretsService, StatusRegistry, TelemetryServer,
@@ -30,6 +33,18 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let general = GeneralConfig::from_config(config)?;
     LogConfig::from_config(config)?;
     ApiServerConfig::from_config(config)?;
+    let dogstatsd = DogStatsdConfig::from_config(config)?;
+    if let Some(profiles) = &dogstatsd.mapper_profiles {
+        dogd_dogstatsd::mapper::Mapper::from_profiles(profiles, dogstatsd.mapper_cache_size)
+            .map_err(|error| ConfigError::InvalidValue {
+                key: "dogstatsd_mapper_profiles".to_owned(),
+                value: "(see the file)".to_owned(),
+                origin: config
+                    .get("dogstatsd_mapper_profiles")
+                    .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
+                reason: error.to_string(),
+            })?;
+    }
     if let Some(hostname) = &general.hostname {
         dogd_hostname::validate(hostname).map_err(|reason| ConfigError::InvalidValue {
             key: "hostname".to_owned(),
@@ -205,6 +220,31 @@ impl Daemon {
         }
 
         let mut api_builder = ApiBuilder::new();
+
+        // DogStatsD: until the aggregator exists, parsed samples are counted and discarded.
+        let dogstatsd_config = DogStatsdConfig::from_config(&config)?;
+        let dogstatsd_stats = if dogstatsd_config.enabled {
+            let stats = MetricStats::new(dogstatsd_config.metrics_stats);
+            let server = DogStatsdServer::new(
+                dogstatsd_config,
+                &hostname,
+                Arc::new(CountingSink::default()),
+                &telemetry,
+                stats.clone(),
+            )?;
+            status.register(Arc::new(server.status()));
+            runtime_settings.register(Arc::new(dogd_dogstatsd::api::stats_setting(
+                config.clone(),
+                stats.clone(),
+            )));
+            supervisor.register(server);
+            Some(stats)
+        } else {
+            tracing::info!("DogStatsD is disabled (use_dogstatsd: false)");
+            None
+        };
+        dogd_dogstatsd::api::register_stats_route(&mut api_builder, dogstatsd_stats);
+
         dogd_ops::register(
             &mut api_builder,
             Arc::new(Ops {

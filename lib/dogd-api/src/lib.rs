@@ -16,6 +16,7 @@ mod observe;
 mod response;
 mod routes;
 mod server;
+pub mod status;
 mod timeout;
 
 pub use auth::AuthMethod;
@@ -27,3 +28,4 @@ pub use observe::{REQUEST_DURATION_METRIC, UNMATCHED_ROUTE};
 pub use response::json_error;
 pub use routes::BuildInfo;
 pub use server::{ApiBuildError, ApiServer, ApiSettings, GRPC_MAX_MESSAGE_SIZE, ListenAddrs};
+pub use status::{StatusProvider, StatusRegistry, render_section};

@@ -274,6 +274,168 @@ pub static KEYS: &[KeySpec] = &[
         Default::Int(8125),
         "DogStatsD UDP port; 0 disables UDP.",
     ),
+    key(
+        "use_dogstatsd",
+        Kind::Bool,
+        Default::Bool(true),
+        "Run the DogStatsD server.",
+    ),
+    key(
+        "bind_host",
+        Kind::Str,
+        Default::Str("localhost"),
+        "Host the DogStatsD UDP listener binds when non-local traffic is off.",
+    ),
+    key(
+        "dogstatsd_non_local_traffic",
+        Kind::Bool,
+        Default::Bool(false),
+        "Listen for DogStatsD UDP on all interfaces.",
+    ),
+    key(
+        "dogstatsd_buffer_size",
+        Kind::Int {
+            min: 64,
+            max: 65_536,
+        },
+        Default::Int(8192),
+        "Largest DogStatsD packet (and stream frame) read, in bytes.",
+    ),
+    key(
+        "dogstatsd_so_rcvbuf",
+        Kind::Int {
+            min: 0,
+            max: 1 << 30,
+        },
+        Default::Int(0),
+        "SO_RCVBUF of the DogStatsD sockets; 0 keeps the OS default.",
+    ),
+    key(
+        "dogstatsd_socket",
+        Kind::Path,
+        Default::Unset,
+        "Unix datagram socket path for DogStatsD; unset disables it.",
+    ),
+    key(
+        "dogstatsd_stream_socket",
+        Kind::Path,
+        Default::Unset,
+        "Unix stream socket path for DogStatsD (length-prefixed frames); unset disables it.",
+    ),
+    key(
+        "dogstatsd_eol_required",
+        Kind::StrList,
+        Default::EmptyList,
+        "Transports (udp, uds) whose messages must end with a newline.",
+    ),
+    key(
+        "dogstatsd_queue_size",
+        Kind::Int {
+            min: 1,
+            max: 1 << 20,
+        },
+        Default::Int(1024),
+        "Packet batches buffered between the listeners and the parsers; beyond it packets are dropped and counted.",
+    ),
+    key(
+        "dogstatsd_workers_count",
+        Kind::Int { min: 0, max: 256 },
+        Default::Int(0),
+        "Parser workers; 0 picks one per core less one (at least one).",
+    ),
+    key(
+        "dogstatsd_origin_detection",
+        Kind::Bool,
+        Default::Bool(false),
+        "Detect the sender's container on Unix sockets (SO_PASSCRED).",
+    ),
+    key(
+        "dogstatsd_origin_detection_client",
+        Kind::Bool,
+        Default::Bool(false),
+        "Honour the client-sent c:, e: and card: fields.",
+    ),
+    key(
+        "dogstatsd_origin_optout_enabled",
+        Kind::Bool,
+        Default::Bool(true),
+        "card:none disables origin tagging for that message.",
+    ),
+    key(
+        "dogstatsd_entity_id_precedence",
+        Kind::Bool,
+        Default::Bool(false),
+        "A dd.internal.entity_id tag wins over the socket origin.",
+    ),
+    key(
+        "dogstatsd_tag_cardinality",
+        Kind::Str,
+        Default::Str("low"),
+        "Cardinality of origin tags: low, orchestrator or high.",
+    ),
+    key(
+        "dogstatsd_tags",
+        Kind::StrList,
+        Default::EmptyList,
+        "Tags added to every DogStatsD metric, event and service check.",
+    ),
+    key(
+        "dogstatsd_mapper_profiles",
+        Kind::Any,
+        Default::Unset,
+        "Metric-name mapping profiles.",
+    ),
+    key(
+        "dogstatsd_mapper_cache_size",
+        Kind::Int {
+            min: 0,
+            max: 1 << 24,
+        },
+        Default::Int(1000),
+        "Mapper results cached.",
+    ),
+    key(
+        "dogstatsd_disable_verbose_logs",
+        Kind::Bool,
+        Default::Bool(false),
+        "Log DogStatsD parse errors at debug instead of error level.",
+    ),
+    key(
+        "dogstatsd_metrics_stats_enable",
+        Kind::Bool,
+        Default::Bool(false),
+        "Keep per-metric counts for /agent/dogstatsd-stats (also a runtime setting).",
+    ),
+    key(
+        "dogstatsd_no_aggregation_pipeline",
+        Kind::Bool,
+        Default::Bool(true),
+        "Honour T<timestamp> fields and send such samples unaggregated.",
+    ),
+    key(
+        "statsd_metric_namespace",
+        Kind::Str,
+        Default::Unset,
+        "Prefix added to every metric name.",
+    ),
+    key(
+        "statsd_metric_namespace_blacklist",
+        Kind::StrList,
+        Default::Unset,
+        "Metric-name prefixes exempt from the namespace (unset: the agent's list).",
+    ),
+    key(
+        "statsd_metric_blocklist",
+        Kind::StrList,
+        Default::EmptyList,
+        "Metric names dropped.",
+    ),
+    key(
+        "statsd_metric_blocklist_match_prefix",
+        Kind::Bool,
+        Default::Bool(false),
+        "Blocklist entries match as prefixes.",
+    ),
 ];
 
 /// Looks a declared key up by name.

@@ -43,6 +43,14 @@ impl UtcTime {
     pub fn now() -> Self {
         Self::of(SystemTime::now())
     }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, second precision).
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
 }
 
 impl std::fmt::Display for UtcTime {
@@ -82,5 +90,9 @@ mod tests {
         assert_eq!(at(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(at(1_795_600_800), "2026-11-25 10:00:00 UTC");
         assert_eq!(at(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(
+            UtcTime::of(UNIX_EPOCH + Duration::from_secs(1_795_600_800)).rfc3339(),
+            "2026-11-25T10:00:00Z"
+        );
     }
 }

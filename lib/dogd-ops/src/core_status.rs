@@ -8,7 +8,7 @@ use dogd_api::ListenAddrs;
 use dogd_core::HealthRegistry;
 use serde_json::{Value, json};
 
-use crate::status::StatusProvider;
+use dogd_api::StatusProvider;
 
 /// Facts about this build.
 #[derive(Clone, Debug)]

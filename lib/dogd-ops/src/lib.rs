@@ -9,7 +9,6 @@ pub mod flare;
 mod recent_logs;
 mod routes;
 pub mod secrets;
-mod status;
 mod telemetry_server;
 
 use std::path::PathBuf;
@@ -22,11 +21,11 @@ use dogd_telemetry::Registry;
 use serde_json::{Value, json};
 
 pub use core_status::{BuildFacts, CoreStatus, format_uptime};
+pub use dogd_api::{StatusProvider, StatusRegistry, render_section};
 pub use flare::{FlareEntry, FlareError, write_flare};
 pub use recent_logs::RecentLogs;
 pub use routes::register;
 pub use secrets::SecretsService;
-pub use status::{StatusProvider, StatusRegistry, render_section};
 pub use telemetry_server::TelemetryServer;
 
 /// How much of the log file a flare takes.

@@ -42,7 +42,9 @@ impl Daemon {
         Self::spawn_in(binary, home, args, env)
     }
 
-    /// Spawns `binary <args>` with `home` as its home directory.
+    /// Spawns `binary <args>` with `home` as its home directory. DogStatsD is turned off
+    /// (`DD_USE_DOGSTATSD=false`: its default UDP port 8125 would collide between tests running in
+    /// parallel) unless `env` sets a `DD_DOGSTATSD_*` or `DD_USE_DOGSTATSD` variable.
     pub fn spawn_in(
         binary: &Path,
         home: tempfile::TempDir,
@@ -50,6 +52,12 @@ impl Daemon {
         env: &[(&str, &str)],
     ) -> Self {
         let mut command = clean_command(binary, home.path());
+        let wants_dogstatsd = env
+            .iter()
+            .any(|(name, _)| name.starts_with("DD_DOGSTATSD_") || *name == "DD_USE_DOGSTATSD");
+        if !wants_dogstatsd {
+            command.env("DD_USE_DOGSTATSD", "false");
+        }
         command
             .args(args)
             .envs(env.iter().copied())
@@ -194,6 +202,32 @@ pub fn python_with(base: &Path, packages: &[&str]) -> PathBuf {
         .args(packages));
     std::fs::write(dir.join(".ready"), packages.join("\n")).expect("mark venv ready");
     python
+}
+
+/// A `node_modules` directory holding `packages` (npm registry), created once under `base` and
+/// reused; pass it as `NODE_PATH` to `node`.
+pub fn node_modules_with(base: &Path, packages: &[&str]) -> PathBuf {
+    let slug: String = packages
+        .join("-")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let dir = base.join(format!("npm-{slug}"));
+    std::fs::create_dir_all(&dir).expect("npm dir");
+    let lock = std::fs::File::create(base.join(format!("npm-{slug}.lock"))).expect("npm lock file");
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .expect("lock the npm dir");
+    let modules = dir.join("node_modules");
+    if dir.join(".ready").exists() {
+        return modules;
+    }
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&dir)
+        .args(packages));
+    std::fs::write(dir.join(".ready"), packages.join("\n")).expect("mark npm ready");
+    modules
 }
 
 fn run(command: &mut Command) {

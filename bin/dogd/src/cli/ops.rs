@@ -399,3 +399,59 @@ fn process_exists(pid: i32) -> bool {
         Err(nix::errno::Errno::ESRCH)
     )
 }
+
+pub(crate) fn dogstatsd_stats(config: &Config, args: &JsonArgs) -> ExitCode {
+    let answered = remote::block_on(async {
+        let client = remote::client(config)?;
+        Ok(client.get("/agent/dogstatsd-stats").await?)
+    });
+    let response = match answered {
+        Ok(response) => response,
+        Err(error) => return remote::fail(&error),
+    };
+    let Ok(value) = remote::json::<Value>(&response) else {
+        return remote::fail(&RemoteError::Decode(response.text()));
+    };
+    if !response.status.is_success() {
+        let reason = value["error"].as_str().unwrap_or("unexpected answer");
+        eprintln!("dogd: {reason}");
+        if value["error_type"] == "not enabled" {
+            eprintln!(
+                "dogd: turn it on with `dogd config set dogstatsd_metrics_stats_enable true`"
+            );
+        }
+        return ExitCode::FAILURE;
+    }
+    if args.json {
+        super::emit(&pretty(&value));
+        return ExitCode::SUCCESS;
+    }
+    let mut rows: Vec<(&str, &str, u64, &str)> = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, entry)| {
+            (
+                entry["name"].as_str().unwrap_or(""),
+                entry["tags"].as_str().unwrap_or(""),
+                entry["count"].as_u64().unwrap_or(0),
+                entry["last_seen"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
+    let name_width = rows.iter().map(|row| row.0.len()).max().unwrap_or(0).max(6);
+    let tags_width = rows.iter().map(|row| row.1.len()).max().unwrap_or(0).max(4);
+    let mut text = format!(
+        "{:<name_width$} | {:<tags_width$} | {:>8} | Last Seen\n",
+        "Metric", "Tags", "Count"
+    );
+    text.push_str(&format!("{}\n", "-".repeat(name_width + tags_width + 36)));
+    for (name, tags, count, seen) in rows {
+        text.push_str(&format!(
+            "{name:<name_width$} | {tags:<tags_width$} | {count:>8} | {seen}\n"
+        ));
+    }
+    super::emit(&text);
+    ExitCode::SUCCESS
+}
