@@ -21,6 +21,7 @@ const PROTO_FILES: &[&str] = &[
     "datadog/remoteconfig/remoteconfig.proto",
     "datadog/autodiscovery/autodiscovery.proto",
     "datadog/remoteagent/remoteagent.proto",
+    "datadog/agentpayload/agent_payload.proto",
 ];
 
 /// Packages under this prefix are ours; the rest (google.protobuf) come from pbjson_types.

@@ -591,6 +591,7 @@ fn default_value(spec: &KeySpec, env: &Environment) -> Option<Value> {
             _ => Value::String(text.to_owned()),
         },
         Default::EmptyList => Value::Array(Vec::new()),
+        Default::List(items) => Value::Array(items.iter().map(|item| Value::String((*item).to_owned())).collect()),
         Default::StateDir => Value::String(state_dir(env).display().to_string()),
     })
 }

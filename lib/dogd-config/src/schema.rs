@@ -48,6 +48,8 @@ pub enum Default {
     Str(&'static str),
     /// An empty list.
     EmptyList,
+    /// A list of strings.
+    List(&'static [&'static str]),
     /// The per-user state directory: `$XDG_STATE_HOME/dogd`, else `$HOME/.local/state/dogd`, else
     /// `./dogd-state` (so no root is needed).
     StateDir,
@@ -273,6 +275,49 @@ pub static KEYS: &[KeySpec] = &[
         PORT,
         Default::Int(8125),
         "DogStatsD UDP port; 0 disables UDP.",
+    ),
+    // Aggregation.
+    key(
+        "histogram_aggregates",
+        Kind::StrList,
+        Default::List(&["max", "median", "avg", "count"]),
+        "Aggregates reported for histograms: max, min, median, avg, sum, count.",
+    ),
+    key(
+        "histogram_percentiles",
+        Kind::StrList,
+        Default::List(&["0.95"]),
+        "Percentiles reported for histograms, as fractions.",
+    ),
+    key(
+        "dogstatsd_expiry_seconds",
+        Kind::Seconds,
+        Default::Float(300.0),
+        "How long an idle counter keeps reporting 0.",
+    ),
+    key(
+        "dogstatsd_context_expiry_seconds",
+        Kind::Seconds,
+        Default::Float(20.0),
+        "How long an idle context is remembered by the parser's interner.",
+    ),
+    key(
+        "aggregator_buffer_size",
+        Kind::Int { min: 1, max: 1 << 20 },
+        Default::Int(100),
+        "Sample batches queued for the aggregator before DogStatsD waits.",
+    ),
+    key(
+        "expected_tags_duration",
+        Kind::Seconds,
+        Default::Float(0.0),
+        "For this long after start, host tags are added to every series and sketch.",
+    ),
+    key(
+        "dogstatsd_no_aggregation_pipeline_batch_size",
+        Kind::Int { min: 1, max: 1 << 20 },
+        Default::Int(2048),
+        "Timestamped samples sent as soon as this many are waiting.",
     ),
     key(
         "use_dogstatsd",

@@ -149,14 +149,18 @@ impl Worker {
         } = self;
         match message {
             Message::Metric(metric) => {
-                shared.telemetry.metrics_ok.inc();
-                let Some(name) = shared.names.apply(metric.name) else {
+                // The agent's order: map the name as sent, then apply the namespace and the
+                // blocklist to the result.
+                let mapped = shared.mapper.as_ref().and_then(|mapper| mapper.map(metric.name));
+                let mapped_name: &str = mapped
+                    .as_deref()
+                    .map_or(metric.name, |mapped| mapped.name.as_str());
+                let Some(name) = shared.names.apply(mapped_name) else {
                     return;
                 };
-                let mapped = shared.mapper.as_ref().and_then(|mapper| mapper.map(&name));
-                let name: &str = mapped
-                    .as_deref()
-                    .map_or(&name, |mapped| mapped.name.as_str());
+                let name: &str = &name;
+                // Counted per sample (each packed value), blocked metrics not at all.
+                shared.telemetry.metrics_ok.add(metric.values.len() as u64);
                 let mut tags = recycle(std::mem::take(tag_buffer));
                 let mapped_tags = mapped
                     .iter()

@@ -59,6 +59,11 @@ pub mod datadog {
         autodiscovery => "datadog.autodiscovery"
     }
 
+    generated_package! {
+        /// Package `datadog.agentpayload`: the intake's series (v2) and sketch payloads.
+        agentpayload => "datadog.agentpayload"
+    }
+
     /// Package tree `datadog.remoteagent`.
     pub mod remoteagent {
         generated_package! {
