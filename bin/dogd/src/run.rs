@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use dogd_aggregator::{Aggregator, AggregatorConfig, FlushSink};
 use dogd_api::{ApiBuilder, ApiServer, ApiSettings, BuildInfo, ListenAddrs};
 use dogd_config::{
     ApiServerConfig, Config, ConfigError, ConfigSetting, GeneralConfig, LogConfig, LogLevel,
     RuntimeSettings,
 };
 use dogd_core::{HealthRegistry, StopRequest, Supervisor};
-use dogd_dogstatsd::sample::CountingSink;
 use dogd_dogstatsd::stats::MetricStats;
 use dogd_dogstatsd::{DogStatsdConfig, DogStatsdServer};
+use dogd_forwarder::{Forwarder, ForwarderConfig, ForwardingSink, LocalSink, Serializer};
 use dogd_ipc::{AuthToken, IpcCert};
 use dogd_ops::{
     BuildFacts, CoreStatus, Ops, RecentLogs, SecretsService, StatusRegistry, TelemetryServer,
@@ -33,27 +34,23 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let general = GeneralConfig::from_config(config)?;
     LogConfig::from_config(config)?;
     ApiServerConfig::from_config(config)?;
+    AggregatorConfig::from_config(config)?;
+    ForwarderConfig::from_config(config, &general.run_path, BUILD.version)?;
+    Serializer::from_config(config, "")?;
     let dogstatsd = DogStatsdConfig::from_config(config)?;
     if let Some(profiles) = &dogstatsd.mapper_profiles {
         dogd_dogstatsd::mapper::Mapper::from_profiles(profiles, dogstatsd.mapper_cache_size)
-            .map_err(|error| ConfigError::InvalidValue {
-                key: "dogstatsd_mapper_profiles".to_owned(),
-                value: "(see the file)".to_owned(),
-                origin: config
-                    .get("dogstatsd_mapper_profiles")
-                    .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
-                reason: error.to_string(),
+            .map_err(|error| {
+                config.invalid_value(
+                    "dogstatsd_mapper_profiles",
+                    "(see the file)",
+                    error.to_string(),
+                )
             })?;
     }
     if let Some(hostname) = &general.hostname {
-        dogd_hostname::validate(hostname).map_err(|reason| ConfigError::InvalidValue {
-            key: "hostname".to_owned(),
-            value: format!("{hostname:?}"),
-            origin: config
-                .get("hostname")
-                .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
-            reason,
-        })?;
+        dogd_hostname::validate(hostname)
+            .map_err(|reason| config.invalid_value("hostname", format!("{hostname:?}"), reason))?;
     }
     Ok(())
 }
@@ -221,14 +218,48 @@ impl Daemon {
 
         let mut api_builder = ApiBuilder::new();
 
-        // DogStatsD: until the aggregator exists, parsed samples are counted and discarded.
+        // The metrics pipeline, registered sink first so it stops last: DogStatsD → aggregator →
+        // serializer + forwarder (or the local file sink when no API key is set).
+        let flush_sink: Arc<dyn FlushSink> =
+            match ForwarderConfig::from_config(&config, &general.run_path, BUILD.version)? {
+                Some(forwarder_config) => {
+                    tracing::info!("forwarding to {}", forwarder_config.base_url);
+                    let forwarder = Forwarder::new(forwarder_config, &telemetry)?;
+                    let sink = ForwardingSink::new(
+                        Serializer::from_config(&config, &hostname)?,
+                        forwarder.handle(),
+                        &telemetry,
+                    )?;
+                    status.register(Arc::new(forwarder.status()));
+                    supervisor.register(forwarder);
+                    Arc::new(sink)
+                }
+                None => {
+                    let sink = LocalSink::new(&general.run_path.join("local_sink"))?;
+                    tracing::info!(
+                        "no api_key set: flushes are written to {} instead of the intake",
+                        sink.path().display()
+                    );
+                    status.register(Arc::new(sink.status()));
+                    Arc::new(sink)
+                }
+            };
+        let aggregator = Aggregator::new(
+            AggregatorConfig::from_config(&config)?,
+            flush_sink,
+            &telemetry,
+        )?;
+        status.register(Arc::new(aggregator.status()));
+        let aggregator_input = Arc::new(aggregator.input());
+        supervisor.register(aggregator);
+
         let dogstatsd_config = DogStatsdConfig::from_config(&config)?;
         let dogstatsd_stats = if dogstatsd_config.enabled {
             let stats = MetricStats::new(dogstatsd_config.metrics_stats);
             let server = DogStatsdServer::new(
                 dogstatsd_config,
                 &hostname,
-                Arc::new(CountingSink::default()),
+                aggregator_input,
                 &telemetry,
                 stats.clone(),
             )?;

@@ -4,20 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dogd_testkit::{Daemon, clean_command};
+use dogd_testkit::{Daemon, clean_command, free_udp_port};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 fn dogd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_dogd"))
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 const PY_SENDER: &str = r#"

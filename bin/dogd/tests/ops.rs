@@ -138,7 +138,10 @@ fn health_and_status_routes_and_commands() {
         &rt.block_on(client.get("/agent/status/health"))
             .expect("health"),
     );
-    assert_eq!(health["Healthy"], serde_json::json!(["api"]));
+    assert_eq!(
+        health["Healthy"],
+        serde_json::json!(["aggregator", "api"])
+    );
     assert_eq!(health["Unhealthy"], serde_json::json!([]));
     let cli = running.cli(&["health"], &[]);
     assert!(
@@ -160,7 +163,7 @@ fn health_and_status_routes_and_commands() {
     );
     assert_eq!(
         status["core"]["components"]["healthy"],
-        serde_json::json!(["api"])
+        serde_json::json!(["aggregator", "api"])
     );
     let text = rt
         .block_on(client.get("/agent/status?format=text"))

@@ -47,6 +47,7 @@ struct Progress {
     unaggregated_points: u64,
     type_mismatch: u64,
     unsupported_timestamped: u64,
+    samples_received: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -63,7 +64,11 @@ struct Telemetry {
 
 impl Telemetry {
     fn new(registry: &Registry) -> Result<Self, TelemetryError> {
-        let flushed = registry.counter("aggregator__flushed", "Items flushed by the aggregator, by kind.", &["kind"])?;
+        let flushed = registry.counter(
+            "aggregator__flushed",
+            "Items flushed by the aggregator, by kind.",
+            &["kind"],
+        )?;
         let no_agg = registry.counter(
             "no_aggregation__processed",
             "Timestamped samples through the no-aggregation pipeline, by outcome.",
@@ -71,7 +76,11 @@ impl Telemetry {
         )?;
         Ok(Self {
             contexts: registry
-                .gauge("aggregator__dogstatsd_contexts", "DogStatsD contexts held by the aggregator.", &[])?
+                .gauge(
+                    "aggregator__dogstatsd_contexts",
+                    "DogStatsD contexts held by the aggregator.",
+                    &[],
+                )?
                 .with(&[]),
             flushed_series: flushed.with(&["series"]),
             flushed_sketches: flushed.with(&["sketches"]),
@@ -103,13 +112,19 @@ pub struct Aggregator {
 
 impl std::fmt::Debug for Aggregator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aggregator").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Aggregator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl Aggregator {
     /// An aggregator flushing into `sink`.
-    pub fn new(config: AggregatorConfig, sink: Arc<dyn FlushSink>, registry: &Registry) -> Result<Self, TelemetryError> {
+    pub fn new(
+        config: AggregatorConfig,
+        sink: Arc<dyn FlushSink>,
+        registry: &Registry,
+    ) -> Result<Self, TelemetryError> {
         let (sender, receiver) = mpsc::channel(config.queue_size);
         Ok(Self {
             config,
@@ -153,6 +168,8 @@ struct Running {
     progress: Arc<Mutex<Progress>>,
     started: Instant,
     last_sample: Instant,
+    /// Metric samples taken from DogStatsD since start.
+    samples_received: u64,
 }
 
 impl Running {
@@ -163,6 +180,7 @@ impl Running {
         for sample in &batch.samples {
             self.sampler.add(sample, now);
         }
+        self.samples_received += batch.samples.len() as u64;
         // The agent stamps events and service checks without a date with their arrival time.
         for mut event in batch.events {
             if event.timestamp.is_none_or(|ts| ts == 0) {
@@ -188,9 +206,15 @@ impl Running {
         if !self.host_tags_apply() {
             return flush;
         }
-        let extra: Vec<Arc<str>> = self.config.host_tags.iter().map(|tag| Arc::from(tag.as_str())).collect();
+        let extra: Vec<Arc<str>> = self
+            .config
+            .host_tags
+            .iter()
+            .map(|tag| Arc::from(tag.as_str()))
+            .collect();
         let merge = |tags: &Arc<[Arc<str>]>| -> Arc<[Arc<str>]> {
-            let mut all: Vec<Arc<str>> = tags.iter().cloned().chain(extra.iter().cloned()).collect();
+            let mut all: Vec<Arc<str>> =
+                tags.iter().cloned().chain(extra.iter().cloned()).collect();
             all.sort();
             all.dedup();
             all.into()
@@ -209,7 +233,11 @@ impl Running {
         let started = Instant::now();
         let now = unix_now();
         #[allow(clippy::cast_precision_loss, reason = "the interval is small")]
-        let horizon = if everything { now + self.config.sampler.interval as f64 } else { now };
+        let horizon = if everything {
+            now + self.config.sampler.interval as f64
+        } else {
+            now
+        };
         let (mut series, sketches) = self.sampler.flush(horizon);
         series.extend(self.sampler.take_unaggregated());
         let mut flush = std::mem::take(&mut self.pending);
@@ -245,22 +273,38 @@ impl Running {
 
     fn record(&self, flush: &Flush, took: Duration) {
         let refused = self.sampler.refused();
-        let unaggregated = flush.series.iter().filter(|serie| serie.unaggregated).count() as u64;
-        self.telemetry.flushed_series.add(flush.series.len() as u64 - unaggregated);
-        self.telemetry.flushed_sketches.add(flush.sketches.len() as u64);
+        let unaggregated = flush
+            .series
+            .iter()
+            .filter(|serie| serie.unaggregated)
+            .count() as u64;
+        self.telemetry
+            .flushed_series
+            .add(flush.series.len() as u64 - unaggregated);
+        self.telemetry
+            .flushed_sketches
+            .add(flush.sketches.len() as u64);
         self.telemetry.flushed_events.add(flush.events.len() as u64);
-        self.telemetry.flushed_service_checks.add(flush.service_checks.len() as u64);
+        self.telemetry
+            .flushed_service_checks
+            .add(flush.service_checks.len() as u64);
         self.telemetry.unaggregated_ok.add(unaggregated);
         let contexts = self.sampler.live_contexts();
-        #[allow(clippy::cast_precision_loss, reason = "context counts are far below 2^53")]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "context counts are far below 2^53"
+        )]
         self.telemetry.contexts.set(contexts as f64);
         if took > Duration::ZERO {
             self.telemetry.flush_duration.observe(took.as_secs_f64());
         }
         let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        let unsupported_new = refused.unsupported_timestamped.saturating_sub(progress.unsupported_timestamped);
+        let unsupported_new = refused
+            .unsupported_timestamped
+            .saturating_sub(progress.unsupported_timestamped);
         self.telemetry.unaggregated_unsupported.add(unsupported_new);
         progress.flushes += 1;
+        progress.samples_received = self.samples_received;
         progress.last_flush_unix = Some(flush.timestamp);
         if took > Duration::ZERO {
             progress.last_flush_duration = Some(took);
@@ -300,6 +344,7 @@ impl Component for Aggregator {
             progress: self.progress.clone(),
             started: Instant::now(),
             last_sample: Instant::now(),
+            samples_received: 0,
         };
         let shutdown = ctx.shutdown().clone();
         let health = ctx.health().clone();
@@ -340,7 +385,10 @@ impl Component for Aggregator {
                 running.accept(batch);
             }
             running.flush(true).await;
-            tracing::info!("aggregator flushed everything it held");
+            tracing::info!(
+                "aggregator flushed everything it held ({} metric samples received since start)",
+                running.samples_received
+            );
         });
         Ok(())
     }
@@ -366,6 +414,7 @@ impl StatusProvider for AggregatorStatus {
         let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         json!({
             "flushes": progress.flushes,
+            "samples_received": progress.samples_received,
             "last_flush": progress.last_flush_unix.map(|ts| {
                 dogd_core::clock::UtcTime::of(UNIX_EPOCH + Duration::from_secs(u64::try_from(ts).unwrap_or(0))).rfc3339()
             }),

@@ -35,11 +35,23 @@ impl AggregatorConfig {
             percentiles: Vec::new(),
         };
         for name in config.get_string_list("histogram_aggregates")? {
-            let aggregate = Aggregate::parse(&name).ok_or_else(|| invalid(config, "histogram_aggregates", &name, "use max, min, median, avg, sum or count"))?;
+            let aggregate = Aggregate::parse(&name).ok_or_else(|| {
+                config.invalid_value(
+                    "histogram_aggregates",
+                    format!("{name:?}"),
+                    "use max, min, median, avg, sum or count",
+                )
+            })?;
             histogram.aggregates.push(aggregate);
         }
         for text in config.get_string_list("histogram_percentiles")? {
-            let percent = parse_percentile(&text).ok_or_else(|| invalid(config, "histogram_percentiles", &text, "use a fraction between 0 and 1 such as 0.95"))?;
+            let percent = parse_percentile(&text).ok_or_else(|| {
+                config.invalid_value(
+                    "histogram_percentiles",
+                    format!("{text:?}"),
+                    "use a fraction between 0 and 1 such as 0.95",
+                )
+            })?;
             histogram.percentiles.push(percent);
         }
         histogram.percentiles.sort_unstable();
@@ -52,26 +64,21 @@ impl AggregatorConfig {
             sampler: SamplerConfig {
                 interval: 10,
                 histogram,
-                counter_expiry_seconds: config.get_duration("dogstatsd_expiry_seconds")?.as_secs_f64(),
+                counter_expiry_seconds: config
+                    .get_duration("dogstatsd_expiry_seconds")?
+                    .as_secs_f64(),
             },
             flush_interval: Duration::from_secs(15),
-            queue_size: usize::try_from(config.get_int("aggregator_buffer_size")?).unwrap_or(100).max(1),
+            queue_size: usize::try_from(config.get_int("aggregator_buffer_size")?)
+                .unwrap_or(100)
+                .max(1),
             host_tags,
             host_tags_duration: config.get_duration("expected_tags_duration")?,
-            unaggregated_batch: usize::try_from(config.get_int("dogstatsd_no_aggregation_pipeline_batch_size")?)
-                .unwrap_or(2048)
-                .max(1),
+            unaggregated_batch: usize::try_from(
+                config.get_int("dogstatsd_no_aggregation_pipeline_batch_size")?,
+            )
+            .unwrap_or(2048)
+            .max(1),
         })
-    }
-}
-
-fn invalid(config: &Config, key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: format!("{value:?}"),
-        origin: config
-            .get(key)
-            .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
-        reason: reason.to_owned(),
     }
 }

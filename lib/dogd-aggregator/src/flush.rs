@@ -83,7 +83,10 @@ pub struct Flush {
 impl Flush {
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty() && self.sketches.is_empty() && self.events.is_empty() && self.service_checks.is_empty()
+        self.series.is_empty()
+            && self.sketches.is_empty()
+            && self.events.is_empty()
+            && self.service_checks.is_empty()
     }
 }
 

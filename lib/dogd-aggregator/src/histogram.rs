@@ -52,9 +52,15 @@ impl Aggregate {
 pub fn parse_percentile(text: &str) -> Option<u32> {
     let value: f64 = text.trim().parse().ok()?;
     let percent = if value <= 1.0 { value * 100.0 } else { value };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked range below")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked range below"
+    )]
     let percent = (percent + 1e-9).floor() as i64;
-    (1..=100).contains(&percent).then(|| u32::try_from(percent).unwrap_or(0))
+    (1..=100)
+        .contains(&percent)
+        .then(|| u32::try_from(percent).unwrap_or(0))
 }
 
 /// How histograms are summarized.
@@ -70,7 +76,12 @@ impl Default for HistogramSpec {
     /// The agent's defaults: `max, median, avg, count` and `0.95`.
     fn default() -> Self {
         Self {
-            aggregates: vec![Aggregate::Max, Aggregate::Median, Aggregate::Avg, Aggregate::Count],
+            aggregates: vec![
+                Aggregate::Max,
+                Aggregate::Median,
+                Aggregate::Avg,
+                Aggregate::Count,
+            ],
             percentiles: vec![95],
         }
     }
@@ -86,8 +97,16 @@ pub struct Histogram {
 
 /// The weight of a sample sent at `rate`: `int(1/rate)`, with 0 meaning 1 (as the agent).
 pub fn weight_of(rate: f64) -> u64 {
-    let rate = if rate <= 0.0 || !rate.is_finite() { 1.0 } else { rate };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "1/rate is positive; huge values saturate")]
+    let rate = if rate <= 0.0 || !rate.is_finite() {
+        1.0
+    } else {
+        rate
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "1/rate is positive; huge values saturate"
+    )]
     let weight = (1.0 / rate) as u64;
     weight.max(1)
 }
@@ -105,7 +124,11 @@ impl Histogram {
     }
 
     /// The series for one bucket: `(suffix, type, value)` per aggregate then per percentile.
-    pub fn summarize(&mut self, spec: &HistogramSpec, interval: i64) -> Vec<(String, SeriesType, f64)> {
+    pub fn summarize(
+        &mut self,
+        spec: &HistogramSpec,
+        interval: i64,
+    ) -> Vec<(String, SeriesType, f64)> {
         if self.samples.is_empty() {
             return Vec::new();
         }
@@ -118,7 +141,10 @@ impl Histogram {
             let (series_type, value) = match aggregate {
                 Aggregate::Max => (SeriesType::Gauge, self.samples[self.samples.len() - 1].0),
                 Aggregate::Min => (SeriesType::Gauge, self.samples[0].0),
-                Aggregate::Median => (SeriesType::Gauge, self.weighted_rank((count.saturating_sub(1)) / 2)),
+                Aggregate::Median => (
+                    SeriesType::Gauge,
+                    self.weighted_rank((count.saturating_sub(1)) / 2),
+                ),
                 Aggregate::Avg => (SeriesType::Gauge, self.sum / countf),
                 Aggregate::Sum => (SeriesType::Gauge, self.sum),
                 #[allow(clippy::cast_precision_loss, reason = "the interval is small")]
@@ -129,7 +155,11 @@ impl Histogram {
         for percentile in &spec.percentiles {
             // The agent's target rank: (p * count - 1) / 100 in integer arithmetic.
             let target = (u64::from(*percentile) * count).saturating_sub(1) / 100;
-            out.push((format!(".{percentile}percentile"), SeriesType::Gauge, self.weighted_rank(target)));
+            out.push((
+                format!(".{percentile}percentile"),
+                SeriesType::Gauge,
+                self.weighted_rank(target),
+            ));
         }
         out
     }
@@ -189,7 +219,12 @@ mod tests {
         histogram.add(100.0, 0.5); // weight 2
         histogram.add(1.0, 1.0);
         let spec = HistogramSpec {
-            aggregates: vec![Aggregate::Sum, Aggregate::Count, Aggregate::Median, Aggregate::Min],
+            aggregates: vec![
+                Aggregate::Sum,
+                Aggregate::Count,
+                Aggregate::Median,
+                Aggregate::Min,
+            ],
             percentiles: vec![],
         };
         let out = histogram.summarize(&spec, 10);

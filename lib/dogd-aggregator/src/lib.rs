@@ -14,5 +14,5 @@ pub mod sketch;
 
 pub use aggregator::{Aggregator, AggregatorInput, AggregatorStatus};
 pub use config::AggregatorConfig;
-pub use flush::{Flush, FlushSink, Point, SeriesType, Serie, SketchSerie};
+pub use flush::{Flush, FlushSink, Point, Serie, SeriesType, SketchSerie};
 pub use sketch::AgentSketch;

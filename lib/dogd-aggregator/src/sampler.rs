@@ -62,7 +62,11 @@ impl State {
         match (self, metric_type, value) {
             (Self::Counter(sum), MetricType::Counter, SampleValue::Number(v)) => {
                 #[allow(clippy::cast_precision_loss, reason = "weights are small integers")]
-                let weight = if rate > 0.0 && rate.is_finite() { 1.0 / rate } else { weight_of(rate) as f64 };
+                let weight = if rate > 0.0 && rate.is_finite() {
+                    1.0 / rate
+                } else {
+                    weight_of(rate) as f64
+                };
                 *sum += v * weight;
             }
             (Self::Gauge(last), MetricType::Gauge, SampleValue::Number(v)) => *last = *v,
@@ -72,7 +76,11 @@ impl State {
             (Self::Set(members), MetricType::Set, SampleValue::Number(v)) => {
                 members.insert(Arc::from(v.to_string()));
             }
-            (Self::Histogram(histogram), MetricType::Histogram | MetricType::Timer, SampleValue::Number(v)) => {
+            (
+                Self::Histogram(histogram),
+                MetricType::Histogram | MetricType::Timer,
+                SampleValue::Number(v),
+            ) => {
                 histogram.add(*v, rate);
             }
             _ => return false,
@@ -183,22 +191,31 @@ impl TimeSampler {
                     .or_default()
                     .entry(sample.key)
                     .or_insert_with(|| (sample.context.clone(), AgentSketch::new()));
-                let weight = u32::try_from(weight_of(sample.sample_rate)).unwrap_or(u32::MAX);
-                entry.1.insert_n(value, weight);
+                // The agent's weighted insert: count int(1/rate), sum (1/rate)·v, bins uint(1/rate).
+                entry.1.insert_sampled(value, sample.sample_rate);
             }
             return;
         }
         if sample.metric_type == MetricType::Counter {
-            self.counters.insert(sample.key, (now, sample.context.clone()));
+            self.counters
+                .insert(sample.key, (now, sample.context.clone()));
         }
         let Some(fresh) = State::new(sample.metric_type) else {
             return;
         };
-        let entry = self.buckets.entry(bucket).or_default().entry(sample.key).or_insert_with(|| Entry {
-            context: sample.context.clone(),
-            state: fresh,
-        });
-        if !entry.state.add(sample.metric_type, &sample.value, sample.sample_rate) {
+        let entry = self
+            .buckets
+            .entry(bucket)
+            .or_default()
+            .entry(sample.key)
+            .or_insert_with(|| Entry {
+                context: sample.context.clone(),
+                state: fresh,
+            });
+        if !entry
+            .state
+            .add(sample.metric_type, &sample.value, sample.sample_rate)
+        {
             self.refused.type_mismatch += 1;
         }
     }
@@ -240,7 +257,11 @@ impl TimeSampler {
         let mut by_signature: HashMap<(SeriesType, ContextKey, String), usize> = HashMap::new();
         let mut expired_counters: HashSet<ContextKey> = HashSet::new();
 
-        let closed: Vec<i64> = self.buckets.range(..=cutoff - interval).map(|(start, _)| *start).collect();
+        let closed: Vec<i64> = self
+            .buckets
+            .range(..=cutoff - interval)
+            .map(|(start, _)| *start)
+            .collect();
         let mut flushed: Vec<(i64, Bucket)> = closed
             .into_iter()
             .filter_map(|start| self.buckets.remove(&start).map(|bucket| (start, bucket)))
@@ -283,7 +304,11 @@ impl TimeSampler {
         }
 
         let mut sketch_points: HashMap<ContextKey, SketchSerie> = HashMap::new();
-        let closed: Vec<i64> = self.sketches.range(..=cutoff - interval).map(|(start, _)| *start).collect();
+        let closed: Vec<i64> = self
+            .sketches
+            .range(..=cutoff - interval)
+            .map(|(start, _)| *start)
+            .collect();
         for start in closed {
             let Some(bucket) = self.sketches.remove(&start) else {
                 continue;
@@ -310,7 +335,12 @@ impl TimeSampler {
 
     /// Adds a 0 to every counter that has not expired (harmless where the counter has samples),
     /// and marks the expired ones for removal, as the agent's `countersSampleZeroValue`.
-    fn zero_counters(&mut self, start: i64, bucket: &mut Bucket, expired: &mut HashSet<ContextKey>) {
+    fn zero_counters(
+        &mut self,
+        start: i64,
+        bucket: &mut Bucket,
+        expired: &mut HashSet<ContextKey>,
+    ) {
         #[allow(clippy::cast_precision_loss, reason = "Unix seconds are exact in f64")]
         let start_f = start as f64;
         for (key, (last_sampled, context)) in &self.counters {
@@ -327,8 +357,15 @@ impl TimeSampler {
 }
 
 /// The series values of one context's bucket: `(suffix, type, value)`.
-fn summarize(state: State, config: &SamplerConfig, interval: i64) -> Vec<(String, SeriesType, f64)> {
-    #[allow(clippy::cast_precision_loss, reason = "the interval and set sizes are small")]
+fn summarize(
+    state: State,
+    config: &SamplerConfig,
+    interval: i64,
+) -> Vec<(String, SeriesType, f64)> {
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "the interval and set sizes are small"
+    )]
     match state {
         State::Counter(sum) => vec![(String::new(), SeriesType::Rate, sum / interval as f64)],
         State::Gauge(value) => vec![(String::new(), SeriesType::Gauge, value)],

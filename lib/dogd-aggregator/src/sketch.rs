@@ -9,11 +9,12 @@
 //!   (≈ 9.94e-10, slightly below 1e-9), has key 1.
 //! * `key(v) = round_half_even(ln v / ln γ) + bias` for `v ≥ γ^(1−bias)`, `−key(−v)` for negative
 //!   values, 0 in between. A key above 32766 becomes 32767, the key the agent keeps for +∞ (the
-//!   keys are `int16`, one slot being reserved for ±∞); finite values from about 4.2e211 up
+//!   keys are `int16`, one slot being reserved for ±∞); finite values from about 4.17e211 up
 //!   already land there.
 //! * A key stands for γ^(key−bias), the middle of its bin on a log scale (the agent's `f64`).
 //! * Bins are kept sorted by key, each counting at most 65535 observations (`uint16`); a key
-//!   with more spans several bins, a partial one first, then full ones.
+//!   with more spans several bins, a partial one first, then full ones. (Branches of the agent
+//!   repository try 32-bit bins; they would differ only for keys past 65535 observations.)
 //! * Past 4096 bins, the lowest bins collapse into the lowest bin kept (`trimLeft`), with the
 //!   agent's handling of counts that no longer fit in that bin.
 //! * A summary (count, min, max, sum, avg) is kept exactly as the agent's `summary.Summary` does,
@@ -35,7 +36,8 @@
 //!
 //! * Non-finite values are ignored: the agent's aggregator drops them before they reach a
 //!   sketch (`sketchMap.insert`), and its key for them is platform-dependent.
-//! * A sample rate that is NaN counts as unsampled, as rates outside (0, 1] do.
+//! * A sample rate that is NaN counts as 1, as rates outside (0, 1] do (the agent would weigh
+//!   the sample NaN).
 //! * A weighted insert adds to the bins at most what keeps their total within 4096 × 65535
 //!   observations (the agent's `Config.MaxCount`); the summary still counts every observation.
 //!   Up to that total the agent's bins stay within 2 × 4096 + 1; past it, a single sample at a
@@ -79,11 +81,17 @@ const GAMMA_LN: f64 = go_log1p_small(2.0 * RELATIVE_ACCURACY);
 const MIN_VALUE: f64 = 1e-9;
 
 /// The exponent bias that gives the smallest indexable value the key 1.
-#[allow(clippy::cast_possible_truncation, reason = "the floor of ln(1e-9)/ln γ is about −1337")]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the floor of ln(1e-9)/ln γ is about −1337"
+)]
 const BIAS: i32 = 1 - (go_log(MIN_VALUE) / GAMMA_LN).floor() as i32;
 
 /// γ^(1−bias): values below it in magnitude have the key 0 (the agent's `norm.min`).
 const NORM_MIN: f64 = go_pow_int(GAMMA, 1 - BIAS);
+
+// The agent's sanity check, at compile time: `norm.min` is the power of γ just below 1e-9.
+const _: () = assert!(NORM_MIN <= MIN_VALUE && NORM_MIN * GAMMA > MIN_VALUE);
 
 /// One bin: a key and how many observations it counts.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -124,9 +132,18 @@ impl Summary {
 
     /// `Summary.InsertN`: the count takes the truncated weight, the sum the weight itself.
     fn insert_n(&mut self, v: f64, weight: f64) {
-        #[allow(clippy::cast_possible_truncation, reason = "Go's int64(n); Rust saturates where Go's is platform-defined")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "Go's int64(n); Rust saturates where Go's is platform-defined"
+        )]
         let cnt = weight as i64;
-        self.merge(&Summary { min: v, max: v, sum: weight * v, avg: v, cnt });
+        self.merge(&Summary {
+            min: v,
+            max: v,
+            sum: weight * v,
+            avg: v,
+            cnt,
+        });
     }
 
     /// `Summary.Merge`.
@@ -157,7 +174,7 @@ fn count_f64(cnt: i64) -> f64 {
 
 /// A distribution's sketch, as the agent builds it for one context and one 10-second bucket.
 ///
-/// Sixty-odd bytes plus four bytes a bin and, between flushes, two bytes a buffered value.
+/// 88 bytes, plus four bytes a bin and, between flushes, two bytes a buffered value.
 #[derive(Clone, Debug, Default)]
 pub struct AgentSketch {
     /// Sorted by key; a key's partial bin comes before its full ones.
@@ -208,7 +225,11 @@ impl AgentSketch {
         }
         let weight = 1.0 / sample_rate;
         self.summary.insert_n(value, weight);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "Go's uint(n); weight > 1, huge ones saturate")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "Go's uint(n); weight > 1, huge ones saturate"
+        )]
         let count = weight as u64;
         self.insert_count(key_of(value), count);
     }
@@ -318,7 +339,10 @@ impl AgentSketch {
     /// `Cols`), sorted by key; a key counting more than 65535 observations appears several times.
     pub fn bins(&self) -> (Vec<i32>, Vec<u32>) {
         let bins = self.flushed();
-        (bins.iter().map(|b| i32::from(b.k)).collect(), bins.iter().map(|b| u32::from(b.n)).collect())
+        (
+            bins.iter().map(|b| i32::from(b.k)).collect(),
+            bins.iter().map(|b| u32::from(b.n)).collect(),
+        )
     }
 
     /// Rebuilds a sketch from the fields of a Dogsketch, to decode payloads. The bins are taken
@@ -327,7 +351,14 @@ impl AgentSketch {
     /// and counts past 65535 are split as the agent splits them; a count or a key list longer
     /// than the other is cut to the shorter. The average is `sum / count`; [`Self::with_avg`]
     /// sets the one a payload carries.
-    pub fn from_parts(keys: &[i32], counts: &[u32], count: u64, min: f64, max: f64, sum: f64) -> Self {
+    pub fn from_parts(
+        keys: &[i32],
+        counts: &[u32],
+        count: u64,
+        min: f64,
+        max: f64,
+        sum: f64,
+    ) -> Self {
         let mut pairs: Vec<(i16, u32)> = keys
             .iter()
             .zip(counts)
@@ -342,7 +373,17 @@ impl AgentSketch {
         }
         let cnt = i64::try_from(count).unwrap_or(i64::MAX);
         let avg = if cnt > 0 { sum / count_f64(cnt) } else { 0.0 };
-        Self { bins, buf: Vec::new(), summary: Summary { min, max, sum, avg, cnt } }
+        Self {
+            bins,
+            buf: Vec::new(),
+            summary: Summary {
+                min,
+                max,
+                sum,
+                avg,
+                cnt,
+            },
+        }
     }
 
     /// The same sketch with `avg` as its average, for payloads that carry one.
@@ -412,7 +453,10 @@ fn key_of(v: f64) -> i16 {
     if v == 0.0 || v < NORM_MIN {
         return 0;
     }
-    #[allow(clippy::cast_possible_truncation, reason = "ln v / ln γ is within ±46000 for finite v")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "ln v / ln γ is within ±46000 for finite v"
+    )]
     let i = (go_log(v) / GAMMA_LN).round_ties_even() as i32 + BIAS;
     if i > MAX_KEY {
         return INF_KEY as i16;
@@ -437,7 +481,10 @@ fn append_safe(bins: &mut Vec<Bin>, k: i16, n: u64) {
         bins.push(Bin { k, n: narrow(rest) });
     }
     for _ in 0..n / width {
-        bins.push(Bin { k, n: MAX_BIN_WIDTH });
+        bins.push(Bin {
+            k,
+            n: MAX_BIN_WIDTH,
+        });
     }
 }
 
@@ -460,7 +507,10 @@ fn trim_left(bins: &mut Vec<Bin>, limit: usize) {
     for b in &bins[..remove] {
         missing += u64::from(b.n);
         if missing > width {
-            overflow.push(Bin { k: b.k, n: MAX_BIN_WIDTH });
+            overflow.push(Bin {
+                k: b.k,
+                n: MAX_BIN_WIDTH,
+            });
             missing -= width;
         }
     }
@@ -566,17 +616,18 @@ fn merge_bins(bins: &mut Vec<Bin>, other: &[Bin], limit: usize) {
 // Rust's `ln` and `powf` (the C library's) differ from them in the last bit for some inputs,
 // which moves a value sitting on a bin boundary to the other bin.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-const L1: f64 = 6.666_666_666_666_735_130e-1;
-const L2: f64 = 3.999_999_999_940_941_908e-1;
-const L3: f64 = 2.857_142_874_366_239_149e-1;
-const L4: f64 = 2.222_219_843_214_978_396e-1;
-const L5: f64 = 1.818_357_216_161_805_012e-1;
-const L6: f64 = 1.531_383_769_920_937_332e-1;
-const L7: f64 = 1.479_819_860_511_658_591e-1;
-/// √2/2, as `math/log_amd64.s` writes it.
-const HALF_SQRT2: f64 = 7.071_067_811_865_475_244_01e-1;
+// The constants of Go's `math/log.go` (FreeBSD's `e_log.c`), by their bits as Go documents them.
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+const L1: f64 = f64::from_bits(0x3FE5_5555_5555_5593);
+const L2: f64 = f64::from_bits(0x3FD9_9999_9997_FA04);
+const L3: f64 = f64::from_bits(0x3FD2_4924_9422_9359);
+const L4: f64 = f64::from_bits(0x3FCC_71C5_1D8E_78AF);
+const L5: f64 = f64::from_bits(0x3FC7_4664_96CB_03DE);
+const L6: f64 = f64::from_bits(0x3FC3_9A09_D078_C69F);
+const L7: f64 = f64::from_bits(0x3FC2_F112_DF3E_5244);
+/// √2/2, as `math/log_amd64.s` writes it (7.07106781186547524401e-01).
+const HALF_SQRT2: f64 = f64::from_bits(0x3FE6_A09E_667F_3BCD);
 
 /// Go's `math.Log` on amd64 (`archLog`), for positive normal `x`: the FreeBSD algorithm with the
 /// assembly's reduction, which doubles the fraction when it is at most √2/2.
@@ -675,10 +726,15 @@ mod tests {
                 let (k, n) = token.split_once(':').expect("key:count");
                 let n = match n {
                     "max" => MAX_BIN_WIDTH,
-                    n if n.starts_with("max-") => MAX_BIN_WIDTH - n[4..].parse::<u16>().expect("count"),
+                    n if n.starts_with("max-") => {
+                        MAX_BIN_WIDTH - n[4..].parse::<u16>().expect("count")
+                    }
                     n => n.parse().expect("count"),
                 };
-                Bin { k: k.parse().expect("key"), n }
+                Bin {
+                    k: k.parse().expect("key"),
+                    n,
+                }
             })
             .collect()
     }
@@ -690,7 +746,7 @@ mod tests {
         assert_eq!(GAMMA_LN.to_bits(), 0x3F8F_C0A8_B0FC_03E4);
         assert_eq!(GAMMA_LN, (2.0 * RELATIVE_ACCURACY).ln_1p());
         assert_eq!(BIAS, 1338);
-        assert!(NORM_MIN < MIN_VALUE && NORM_MIN * GAMMA > MIN_VALUE, "norm.min = {NORM_MIN:e}");
+        assert_eq!(HALF_SQRT2, std::f64::consts::FRAC_1_SQRT_2);
         assert!((NORM_MIN / GAMMA.powi(1 - BIAS) - 1.0).abs() < 1e-12);
         assert_eq!(key_of(NORM_MIN), 1);
         assert_eq!(MAX_COUNT, 268_431_360);
@@ -698,10 +754,23 @@ mod tests {
 
     #[test]
     fn go_log_is_within_an_ulp_of_the_c_librarys() {
-        for v in [1e-9, 0.5, 0.7071067811865476, 1.0, 2.0, 10.0, 123.456, 1e100, 4e211] {
+        for v in [
+            1e-9,
+            0.5,
+            std::f64::consts::FRAC_1_SQRT_2,
+            1.0,
+            2.0,
+            10.0,
+            123.456,
+            1e100,
+            4e211,
+        ] {
             let ours = go_log(v);
             let theirs = v.ln();
-            assert!((ours - theirs).abs() <= theirs.abs() * f64::EPSILON, "{v}: {ours} vs {theirs}");
+            assert!(
+                (ours - theirs).abs() <= theirs.abs() * f64::EPSILON,
+                "{v}: {ours} vs {theirs}"
+            );
         }
     }
 
@@ -713,7 +782,10 @@ mod tests {
         for e in [-1337, -500, -1, 3, 77, 1000, 31428] {
             let ours = go_pow_int(GAMMA, e);
             let theirs = GAMMA.powi(e);
-            assert!((ours / theirs - 1.0).abs() < 1e-12, "{e}: {ours} vs {theirs}");
+            assert!(
+                (ours / theirs - 1.0).abs() < 1e-12,
+                "{e}: {ours} vs {theirs}"
+            );
         }
     }
 
@@ -727,7 +799,11 @@ mod tests {
             ("0:max", "0:1 0:max", &[0]),
             ("0:max 0:max", "0:1 0:max 0:max", &[0]),
             ("0:1 0:max 0:max", "0:3 0:max 0:max", &[0, 0]),
-            ("1:1 3:1 4:1 5:1 6:1 7:1", "1:1 2:1 3:2 4:1 5:1 6:1 7:1", &[2, 3]),
+            (
+                "1:1 3:1 4:1 5:1 6:1 7:1",
+                "1:1 2:1 3:2 4:1 5:1 6:1 7:1",
+                &[2, 3],
+            ),
             ("1:1 3:1", "1:1 2:3 3:1", &[2, 2, 2]),
             ("0:max-3", "0:2 0:max", &[0, 0, 0, 0, 0]),
         ];
@@ -756,7 +832,11 @@ mod tests {
         ];
         for (s, o, want, limit) in cases {
             let mut bins = store(s);
-            merge_bins(&mut bins, &store(o), if limit == 0 { BIN_LIMIT } else { limit });
+            merge_bins(
+                &mut bins,
+                &store(o),
+                if limit == 0 { BIN_LIMIT } else { limit },
+            );
             assert_eq!(bins, store(want), "{s} + {o}");
         }
     }
@@ -770,7 +850,11 @@ mod tests {
             ("1:1", "1:1", 0),
             ("1:1", "1:1", 1),
             ("1:max 2:max 3:max", "2:max 2:max 3:max", 2),
-            ("1:max 1:max 1:1 2:max 3:1 4:1", "1:65535 1:65535 2:1 2:65535 3:1 4:1", 3),
+            (
+                "1:max 1:max 1:1 2:max 3:1 4:1",
+                "1:65535 1:65535 2:1 2:65535 3:1 4:1",
+                3,
+            ),
             ("1:max-1 2:max-1 3:1", "1:max-1 2:max-1 3:1", 3),
         ];
         for (s, want, limit) in cases {
@@ -785,7 +869,7 @@ mod tests {
         // pkg/quantile/agent_test.go, TestAgent: one sketch through every step.
         let mut a = AgentSketch::new();
         let binsum = |a: &AgentSketch| a.bins.iter().map(|b| u64::from(b.n)).sum::<u64>();
-        let mut step = |a: &mut AgentSketch, ninsert: usize, rate: f64, flush: bool| {
+        let step = |a: &mut AgentSketch, ninsert: usize, rate: f64, flush: bool| {
             for i in 0..ninsert {
                 a.insert_sampled(i as f64, rate);
             }

@@ -2,7 +2,7 @@
 //! agent's rules (10 s buckets aligned to the epoch; counters as rates; closed buckets only).
 
 use dogd_aggregator::sampler::{SamplerConfig, TimeSampler};
-use dogd_aggregator::{SeriesType, Serie};
+use dogd_aggregator::{Serie, SeriesType};
 use dogd_dogstatsd::context::ContextResolver;
 use dogd_dogstatsd::parse::MetricType;
 use dogd_dogstatsd::sample::{Sample, SampleValue};
@@ -24,7 +24,15 @@ impl Feed {
         }
     }
 
-    fn sample(&mut self, name: &str, tags: &[&str], metric_type: MetricType, value: SampleValue, rate: f64, timestamp: Option<u64>) -> Sample {
+    fn sample(
+        &mut self,
+        name: &str,
+        tags: &[&str],
+        metric_type: MetricType,
+        value: SampleValue,
+        rate: f64,
+        timestamp: Option<u64>,
+    ) -> Sample {
         let (key, context) = self.resolver.resolve(name, tags, "host-a");
         Sample {
             key,
@@ -38,12 +46,26 @@ impl Feed {
     }
 
     fn add(&mut self, at: f64, name: &str, metric_type: MetricType, value: f64, rate: f64) {
-        let sample = self.sample(name, &["env:test"], metric_type, SampleValue::Number(value), rate, None);
+        let sample = self.sample(
+            name,
+            &["env:test"],
+            metric_type,
+            SampleValue::Number(value),
+            rate,
+            None,
+        );
         self.sampler.add(&sample, at);
     }
 
     fn add_set(&mut self, at: f64, name: &str, member: &str) {
-        let sample = self.sample(name, &[], MetricType::Set, SampleValue::SetMember(member.into()), 1.0, None);
+        let sample = self.sample(
+            name,
+            &[],
+            MetricType::Set,
+            SampleValue::SetMember(member.into()),
+            1.0,
+            None,
+        );
         self.sampler.add(&sample, at);
     }
 
@@ -58,7 +80,12 @@ fn find<'a>(series: &'a [Serie], name: &str) -> &'a Serie {
     series
         .iter()
         .find(|serie| &*serie.name == name)
-        .unwrap_or_else(|| panic!("no series {name} in {:?}", series.iter().map(|s| &s.name).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no series {name} in {:?}",
+                series.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
@@ -74,7 +101,10 @@ fn counters_flush_as_per_second_rates_scaled_by_sample_rate() {
     // (1 + 2/0.5) / 10 s
     assert_eq!(requests.points, vec![(100, 0.5)]);
     assert_eq!(&*requests.host, "host-a");
-    assert_eq!(requests.tags.iter().map(|t| &**t).collect::<Vec<_>>(), ["env:test"]);
+    assert_eq!(
+        requests.tags.iter().map(|t| &**t).collect::<Vec<_>>(),
+        ["env:test"]
+    );
 }
 
 #[test]
@@ -84,7 +114,10 @@ fn gauges_keep_the_last_value_and_ignore_the_sample_rate() {
     feed.add(102.0, "temperature", MetricType::Gauge, 7.0, 0.1);
     let series = feed.flush(110.0);
     let gauge = find(&series, "temperature");
-    assert_eq!((gauge.series_type, gauge.points.clone()), (SeriesType::Gauge, vec![(100, 7.0)]));
+    assert_eq!(
+        (gauge.series_type, gauge.points.clone()),
+        (SeriesType::Gauge, vec![(100, 7.0)])
+    );
 }
 
 #[test]
@@ -95,7 +128,10 @@ fn sets_report_the_number_of_unique_members() {
     }
     let series = feed.flush(110.0);
     let users = find(&series, "users");
-    assert_eq!((users.series_type, users.points.clone()), (SeriesType::Gauge, vec![(100, 3.0)]));
+    assert_eq!(
+        (users.series_type, users.points.clone()),
+        (SeriesType::Gauge, vec![(100, 3.0)])
+    );
 }
 
 #[test]
@@ -126,7 +162,10 @@ fn buckets_align_to_multiples_of_ten_seconds_and_open_buckets_wait() {
     // Two closed buckets in one flush: one series, two points in time order.
     feed.add(131.0, "g", MetricType::Gauge, 3.0, 1.0);
     feed.add(142.0, "g", MetricType::Gauge, 4.0, 1.0);
-    assert_eq!(find(&feed.flush(155.0), "g").points, vec![(130, 3.0), (140, 4.0)]);
+    assert_eq!(
+        find(&feed.flush(155.0), "g").points,
+        vec![(130, 3.0), (140, 4.0)]
+    );
 }
 
 #[test]
@@ -159,17 +198,44 @@ fn a_second_type_for_a_context_in_one_bucket_is_refused() {
 #[test]
 fn timestamped_gauges_and_counters_bypass_aggregation_and_others_are_refused() {
     let mut feed = Feed::new();
-    let gauge = feed.sample("t.gauge", &[], MetricType::Gauge, SampleValue::Number(4.0), 1.0, Some(1_700_000_003));
-    let counter = feed.sample("t.count", &[], MetricType::Counter, SampleValue::Number(20.0), 0.5, Some(1_700_000_007));
-    let histogram = feed.sample("t.hist", &[], MetricType::Histogram, SampleValue::Number(1.0), 1.0, Some(1_700_000_007));
+    let gauge = feed.sample(
+        "t.gauge",
+        &[],
+        MetricType::Gauge,
+        SampleValue::Number(4.0),
+        1.0,
+        Some(1_700_000_003),
+    );
+    let counter = feed.sample(
+        "t.count",
+        &[],
+        MetricType::Counter,
+        SampleValue::Number(20.0),
+        0.5,
+        Some(1_700_000_007),
+    );
+    let histogram = feed.sample(
+        "t.hist",
+        &[],
+        MetricType::Histogram,
+        SampleValue::Number(1.0),
+        1.0,
+        Some(1_700_000_007),
+    );
     for sample in [&gauge, &counter, &histogram] {
         feed.sampler.add(sample, 2_000_000_000.0);
     }
     let unaggregated = feed.sampler.take_unaggregated();
     assert_eq!(unaggregated.len(), 2);
-    assert_eq!((unaggregated[0].series_type, unaggregated[0].points.clone()), (SeriesType::Gauge, vec![(1_700_000_003, 4.0)]));
+    assert_eq!(
+        (unaggregated[0].series_type, unaggregated[0].points.clone()),
+        (SeriesType::Gauge, vec![(1_700_000_003, 4.0)])
+    );
     // Counters: value / 10 as a rate, the sample rate not applied (the agent's rule).
-    assert_eq!((unaggregated[1].series_type, unaggregated[1].points.clone()), (SeriesType::Rate, vec![(1_700_000_007, 2.0)]));
+    assert_eq!(
+        (unaggregated[1].series_type, unaggregated[1].points.clone()),
+        (SeriesType::Rate, vec![(1_700_000_007, 2.0)])
+    );
     assert!(unaggregated.iter().all(|serie| serie.unaggregated));
     assert_eq!(feed.sampler.refused().unsupported_timestamped, 1);
     // Nothing went into the buckets.
@@ -180,16 +246,33 @@ fn timestamped_gauges_and_counters_bypass_aggregation_and_others_are_refused() {
 fn distributions_become_one_sketch_per_closed_bucket() {
     let mut feed = Feed::new();
     for value in 1..=100 {
-        let sample = feed.sample("payload.size", &["svc:a"], MetricType::Distribution, SampleValue::Number(f64::from(value)), 1.0, None);
+        let sample = feed.sample(
+            "payload.size",
+            &["svc:a"],
+            MetricType::Distribution,
+            SampleValue::Number(f64::from(value)),
+            1.0,
+            None,
+        );
         feed.sampler.add(&sample, 100.0);
     }
-    let half = feed.sample("payload.size", &["svc:a"], MetricType::Distribution, SampleValue::Number(1000.0), 0.25, None);
+    let half = feed.sample(
+        "payload.size",
+        &["svc:a"],
+        MetricType::Distribution,
+        SampleValue::Number(1000.0),
+        0.25,
+        None,
+    );
     feed.sampler.add(&half, 111.0);
     let (series, sketches) = feed.sampler.flush(125.0);
     assert!(series.is_empty());
     assert_eq!(sketches.len(), 1);
     let points = &sketches[0].points;
-    assert_eq!(points.iter().map(|(ts, _)| *ts).collect::<Vec<_>>(), [100, 110]);
+    assert_eq!(
+        points.iter().map(|(ts, _)| *ts).collect::<Vec<_>>(),
+        [100, 110]
+    );
     assert_eq!(points[0].1.count(), 100);
     assert_eq!(points[0].1.sum(), 5050.0);
     // @0.25 stands for four samples.

@@ -447,6 +447,24 @@ impl Config {
         }
     }
 
+    /// The error for a value of `key` that parses but is not usable (an unknown name, a bad
+    /// combination), naming where the value came from.
+    pub fn invalid_value(
+        &self,
+        key: &str,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: key.to_owned(),
+            value: value.to_string(),
+            origin: self
+                .get(key)
+                .map_or_else(|| "config".to_owned(), |setting| setting.source.to_string()),
+            reason: reason.into(),
+        }
+    }
+
     /// A boolean key (false when unset).
     pub fn get_bool(&self, key: &str) -> Result<bool, ConfigError> {
         Ok(self.typed(key, Value::as_bool)?.unwrap_or(false))
@@ -455,6 +473,11 @@ impl Config {
     /// An integer key (0 when unset).
     pub fn get_int(&self, key: &str) -> Result<i64, ConfigError> {
         Ok(self.typed(key, Value::as_i64)?.unwrap_or(0))
+    }
+
+    /// A number key (0 when unset).
+    pub fn get_float(&self, key: &str) -> Result<f64, ConfigError> {
+        Ok(self.typed(key, Value::as_f64)?.unwrap_or(0.0))
     }
 
     /// A port key (declared with range 0–65535; 0 when unset).
@@ -591,7 +614,12 @@ fn default_value(spec: &KeySpec, env: &Environment) -> Option<Value> {
             _ => Value::String(text.to_owned()),
         },
         Default::EmptyList => Value::Array(Vec::new()),
-        Default::List(items) => Value::Array(items.iter().map(|item| Value::String((*item).to_owned())).collect()),
+        Default::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| Value::String((*item).to_owned()))
+                .collect(),
+        ),
         Default::StateDir => Value::String(state_dir(env).display().to_string()),
     })
 }

@@ -16,6 +16,13 @@ pub enum Kind {
         /// Largest accepted value.
         max: i64,
     },
+    /// A number in `min..=max` (a numeric string is accepted).
+    Float {
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
     /// A duration: a number of seconds (`30`, `0.5`) or a Go duration string (`30s`, `1m30s`, `500ms`).
     Seconds,
     /// Free text (numbers and booleans are turned into text).
@@ -303,7 +310,10 @@ pub static KEYS: &[KeySpec] = &[
     ),
     key(
         "aggregator_buffer_size",
-        Kind::Int { min: 1, max: 1 << 20 },
+        Kind::Int {
+            min: 1,
+            max: 1 << 20,
+        },
         Default::Int(100),
         "Sample batches queued for the aggregator before DogStatsD waits.",
     ),
@@ -315,7 +325,10 @@ pub static KEYS: &[KeySpec] = &[
     ),
     key(
         "dogstatsd_no_aggregation_pipeline_batch_size",
-        Kind::Int { min: 1, max: 1 << 20 },
+        Kind::Int {
+            min: 1,
+            max: 1 << 20,
+        },
         Default::Int(2048),
         "Timestamped samples sent as soon as this many are waiting.",
     ),
@@ -480,6 +493,141 @@ pub static KEYS: &[KeySpec] = &[
         Kind::Bool,
         Default::Bool(false),
         "Blocklist entries match as prefixes.",
+    ),
+    key(
+        "forwarder_timeout",
+        Kind::Seconds,
+        Default::Int(20),
+        "Deadline, in seconds, of each request to the intake (connection included).",
+    ),
+    key(
+        "forwarder_retry_queue_payloads_max_size",
+        Kind::Int {
+            min: 0,
+            max: 1 << 40,
+        },
+        Default::Int(15 * 1024 * 1024),
+        "Bytes of payloads held in memory for retry; beyond it the oldest move to disk or are dropped.",
+    ),
+    key(
+        "forwarder_backoff_base",
+        Kind::Seconds,
+        Default::Int(2),
+        "First retry backoff step, in seconds.",
+    ),
+    key(
+        "forwarder_backoff_factor",
+        Kind::Float { min: 0.0, max: 1e6 },
+        Default::Float(2.0),
+        "Divisor of the randomized backoff's lower bound (values below 2 act as 2).",
+    ),
+    key(
+        "forwarder_backoff_max",
+        Kind::Seconds,
+        Default::Int(64),
+        "Longest retry backoff, in seconds.",
+    ),
+    key(
+        "forwarder_recovery_interval",
+        Kind::Int {
+            min: 1,
+            max: 1 << 20,
+        },
+        Default::Int(2),
+        "Backoff error steps forgiven by each successful request.",
+    ),
+    key(
+        "forwarder_recovery_reset",
+        Kind::Bool,
+        Default::Bool(false),
+        "Forget every backoff error step on the first success.",
+    ),
+    key(
+        "forwarder_max_concurrent_requests",
+        Kind::Int {
+            min: 1,
+            max: 1 << 16,
+        },
+        Default::Int(10),
+        "Requests to the intake in flight at once.",
+    ),
+    key(
+        "forwarder_storage_max_size_in_bytes",
+        Kind::Int {
+            min: 0,
+            max: 1 << 50,
+        },
+        Default::Int(0),
+        "Bytes of undeliverable payloads kept on disk for retry (also across restarts); 0 disables the disk queue.",
+    ),
+    key(
+        "forwarder_storage_path",
+        Kind::Path,
+        Default::Unset,
+        "Directory of the disk retry queue. Unset: `<run_path>/transactions_to_retry`.",
+    ),
+    key(
+        "forwarder_outdated_file_in_days",
+        Kind::Int { min: 1, max: 36500 },
+        Default::Int(10),
+        "Disk retry queue files older than this many days are removed.",
+    ),
+    key(
+        "serializer_compressor_kind",
+        Kind::Str,
+        Default::Str("zstd"),
+        "Payload compression: zstd or zlib.",
+    ),
+    key(
+        "serializer_zstd_compressor_level",
+        Kind::Int { min: -7, max: 22 },
+        Default::Int(1),
+        "zstd compression level.",
+    ),
+    key(
+        "serializer_max_payload_size",
+        Kind::Int {
+            min: 1024,
+            max: 1 << 30,
+        },
+        Default::Int(2_621_440),
+        "Largest compressed sketch, event or service-check payload, in bytes.",
+    ),
+    key(
+        "serializer_max_uncompressed_payload_size",
+        Kind::Int {
+            min: 1024,
+            max: 1 << 30,
+        },
+        Default::Int(4_194_304),
+        "Largest uncompressed sketch, event or service-check payload, in bytes.",
+    ),
+    key(
+        "serializer_max_series_payload_size",
+        Kind::Int {
+            min: 1024,
+            max: 1 << 30,
+        },
+        Default::Int(512_000),
+        "Largest compressed series payload, in bytes.",
+    ),
+    key(
+        "serializer_max_series_uncompressed_payload_size",
+        Kind::Int {
+            min: 1024,
+            max: 1 << 30,
+        },
+        Default::Int(5_242_880),
+        "Largest uncompressed series payload, in bytes.",
+    ),
+    key(
+        "serializer_max_series_points_per_payload",
+        Kind::Int {
+            min: 1,
+            max: 1 << 30,
+        },
+        Default::Int(10_000),
+        "Most points in one series payload.",
     ),
 ];
 

@@ -17,6 +17,15 @@ pub(crate) fn canonicalize(kind: Kind, raw: &Value) -> Result<Value, String> {
             }
             Ok(Value::from(n))
         }
+        Kind::Float { min, max } => {
+            let n = parse_float(raw)?;
+            if !(min..=max).contains(&n) {
+                return Err(format!("must be between {min} and {max}"));
+            }
+            Number::from_f64(n)
+                .map(Value::Number)
+                .ok_or_else(|| "must be a finite number".to_owned())
+        }
         Kind::Seconds => seconds_value(parse_seconds(raw)?),
         Kind::Str | Kind::Path => scalar_text(raw)
             .map(Value::String)
@@ -138,6 +147,16 @@ fn parse_int(raw: &Value) -> Result<i64, String> {
             describe(other)
         )),
     }
+}
+
+fn parse_float(raw: &Value) -> Result<f64, String> {
+    let n = match raw {
+        Value::Number(n) => n.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok(),
+        other => return Err(format!("expected a number, found {}", describe(other))),
+    };
+    n.filter(|n| n.is_finite())
+        .ok_or_else(|| "expected a finite number".to_owned())
 }
 
 fn parse_seconds(raw: &Value) -> Result<f64, String> {
@@ -296,6 +315,13 @@ mod tests {
         assert_eq!(canonicalize(Kind::Bool, &json!("TRUE")), Ok(json!(true)));
         assert_eq!(canonicalize(Kind::Bool, &json!("f")), Ok(json!(false)));
         assert!(canonicalize(Kind::Bool, &json!("maybe")).is_err());
+        let factor = Kind::Float {
+            min: 1.0,
+            max: 10.0,
+        };
+        assert_eq!(canonicalize(factor, &json!("2.5")), Ok(json!(2.5)));
+        assert!(canonicalize(factor, &json!(0.5)).is_err());
+        assert!(canonicalize(factor, &json!("NaN")).is_err());
     }
 
     #[test]

@@ -151,7 +151,10 @@ impl Worker {
             Message::Metric(metric) => {
                 // The agent's order: map the name as sent, then apply the namespace and the
                 // blocklist to the result.
-                let mapped = shared.mapper.as_ref().and_then(|mapper| mapper.map(metric.name));
+                let mapped = shared
+                    .mapper
+                    .as_ref()
+                    .and_then(|mapper| mapper.map(metric.name));
                 let mapped_name: &str = mapped
                     .as_deref()
                     .map_or(metric.name, |mapped| mapped.name.as_str());

@@ -6,9 +6,14 @@
 
 mod local_sink;
 pub mod serialize;
+mod settings;
 mod sink;
 pub mod transport;
 
 pub use local_sink::{LocalSink, LocalSinkError, LocalSinkStatus};
 pub use serialize::{Compression, Limits, Serializer};
 pub use sink::ForwardingSink;
+pub use transport::{
+    Endpoint, Forwarder, ForwarderConfig, ForwarderError, ForwarderHandle, ForwarderStatus,
+    StorageConfig, Transaction,
+};

@@ -12,9 +12,9 @@ use dogd_api::StatusProvider;
 use serde_json::{Value, json};
 
 /// A file holds at most this much before it is rotated.
-pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// Rotated files kept (`.1`, `.2`).
-pub const KEPT_FILES: usize = 2;
+pub(crate) const KEPT_FILES: usize = 2;
 
 /// Why the local sink could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,10 @@ impl LocalSink {
         for index in (1..KEPT_FILES).rev() {
             let from = self.path.with_extension(format!("jsonl.{index}"));
             if from.exists() {
-                std::fs::rename(&from, self.path.with_extension(format!("jsonl.{}", index + 1)))?;
+                std::fs::rename(
+                    &from,
+                    self.path.with_extension(format!("jsonl.{}", index + 1)),
+                )?;
             }
         }
         std::fs::rename(&self.path, self.path.with_extension("jsonl.1"))
@@ -177,7 +180,10 @@ impl FlushSink for LocalSink {
             }
             Ok(Err(error)) => {
                 written.errors += 1;
-                tracing::error!("cannot write to the local sink {}: {error}", self.path.display());
+                tracing::error!(
+                    "cannot write to the local sink {}: {error}",
+                    self.path.display()
+                );
             }
             Err(error) => {
                 written.errors += 1;
@@ -203,7 +209,11 @@ impl StatusProvider for LocalSinkStatus {
     }
 
     fn status(&self) -> Value {
-        let written = self.sink.written.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = self
+            .sink
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         json!({
             "mode": "local sink (no api_key: nothing is sent to Datadog)",
             "local_sink_file": self.sink.path.display().to_string(),

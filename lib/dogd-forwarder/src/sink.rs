@@ -21,7 +21,11 @@ pub struct ForwardingSink {
 
 impl ForwardingSink {
     /// A sink serializing with `serializer` into `forwarder`.
-    pub fn new(serializer: Serializer, forwarder: ForwarderHandle, registry: &Registry) -> Result<Self, TelemetryError> {
+    pub fn new(
+        serializer: Serializer,
+        forwarder: ForwarderHandle,
+        registry: &Registry,
+    ) -> Result<Self, TelemetryError> {
         let dropped = registry.counter(
             "serializer__dropped",
             "Items the serializer could not send, by reason.",
@@ -43,7 +47,8 @@ impl FlushSink for ForwardingSink {
         match tokio::task::spawn_blocking(move || serializer.serialize(&flush)).await {
             Ok(serialized) => {
                 self.too_big.add(serialized.dropped.too_big);
-                self.compression_failed.add(serialized.dropped.compression_failed);
+                self.compression_failed
+                    .add(serialized.dropped.compression_failed);
                 self.forwarder.submit(serialized.transactions);
             }
             Err(error) => tracing::error!("serializing a flush failed: {error}"),

@@ -171,6 +171,22 @@ impl Drop for Daemon {
     }
 }
 
+/// A UDP port free right now on 127.0.0.1 (another process could still take it before use).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("a free UDP port")
+        .port()
+}
+
+/// A TCP port free right now on 127.0.0.1, with nothing listening on it.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free TCP port")
+        .port()
+}
+
 /// A Python interpreter in a virtualenv holding `packages`, created once under `base` and reused
 /// by later runs (and by test binaries running at the same time, which wait on a lock).
 pub fn python_with(base: &Path, packages: &[&str]) -> PathBuf {

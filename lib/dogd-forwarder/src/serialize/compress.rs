@@ -40,7 +40,10 @@ impl Compression {
         match self {
             Self::Zstd(level) => Ok(zstd::bulk::compress(body, level)?),
             Self::Zlib => {
-                let mut encoder = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::default());
+                let mut encoder = flate2::write::ZlibEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::default(),
+                );
                 encoder.write_all(body)?;
                 Ok(encoder.finish()?)
             }
@@ -63,15 +66,23 @@ mod tests {
         // zlib framing: a 0x78 header byte, so the intake's deflate reader accepts it.
         assert_eq!(zlib[0], 0x78);
         let mut decoded = Vec::new();
-        flate2::read::ZlibDecoder::new(&zlib[..]).read_to_end(&mut decoded).expect("inflate");
+        flate2::read::ZlibDecoder::new(&zlib[..])
+            .read_to_end(&mut decoded)
+            .expect("inflate");
         assert_eq!(decoded, body);
         assert!(zstd.len() < body.len() && zlib.len() < body.len());
     }
 
     #[test]
     fn settings_choose_the_encoding() {
-        assert_eq!(Compression::from_settings("zstd", 3), Some(Compression::Zstd(3)));
-        assert_eq!(Compression::from_settings("ZLIB", 1), Some(Compression::Zlib));
+        assert_eq!(
+            Compression::from_settings("zstd", 3),
+            Some(Compression::Zstd(3))
+        );
+        assert_eq!(
+            Compression::from_settings("ZLIB", 1),
+            Some(Compression::Zlib)
+        );
         assert_eq!(Compression::from_settings("lz4", 1), None);
         assert_eq!(Compression::Zlib.content_encoding(), Some("deflate"));
     }

@@ -93,7 +93,9 @@ fn chunk_json<T>(
         let size = item_len(&items[index]) + 1;
         if size > max_bytes {
             dropped.too_big += 1;
-            tracing::warn!("dropping an item of {size} bytes: over the {max_bytes}-byte payload limit");
+            tracing::warn!(
+                "dropping an item of {size} bytes: over the {max_bytes}-byte payload limit"
+            );
             if start == index {
                 start = index + 1;
             } else {
@@ -141,26 +143,44 @@ fn json_len<T: Serialize>(value: &T) -> usize {
 }
 
 /// Service check payload bodies.
-pub(crate) fn service_check_chunks(checks: &[ServiceCheck], limits: &Limits, dropped: &mut Dropped) -> Vec<(Chunk, Range<usize>)> {
+pub(crate) fn service_check_chunks(
+    checks: &[ServiceCheck],
+    limits: &Limits,
+    dropped: &mut Dropped,
+) -> Vec<(Chunk, Range<usize>)> {
     chunk_json(
         checks,
         |check| json_len(&check_run(check)),
         limits.other_uncompressed.saturating_sub(2),
-        |checks| serde_json::to_vec(&checks.iter().map(check_run).collect::<Vec<_>>()).unwrap_or_default(),
+        |checks| {
+            serde_json::to_vec(&checks.iter().map(check_run).collect::<Vec<_>>())
+                .unwrap_or_default()
+        },
         dropped,
     )
 }
 
 /// Event payload bodies.
-pub(crate) fn event_chunks(events: &[Event], hostname: &str, limits: &Limits, dropped: &mut Dropped) -> Vec<(Chunk, Range<usize>)> {
+pub(crate) fn event_chunks(
+    events: &[Event],
+    hostname: &str,
+    limits: &Limits,
+    dropped: &mut Dropped,
+) -> Vec<(Chunk, Range<usize>)> {
     chunk_json(
         events,
         |event| json_len(&intake_event(event)),
-        limits.other_uncompressed.saturating_sub(64 + hostname.len()),
+        limits
+            .other_uncompressed
+            .saturating_sub(64 + hostname.len()),
         |events| {
             let mut grouped: BTreeMap<&str, Vec<IntakeEvent<'_>>> = BTreeMap::new();
             for event in events {
-                let source = event.source_type_name.as_deref().filter(|name| !name.is_empty()).unwrap_or("api");
+                let source = event
+                    .source_type_name
+                    .as_deref()
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or("api");
                 grouped.entry(source).or_default().push(intake_event(event));
             }
             serde_json::to_vec(&EventsPayload {
@@ -192,7 +212,11 @@ mod tests {
 
     #[test]
     fn check_runs_use_the_agents_field_order_and_null_tags() {
-        let chunks = service_check_chunks(&[check("db.can_connect", &["env:prod"]), check("other", &[])], &Limits::default(), &mut Dropped::default());
+        let chunks = service_check_chunks(
+            &[check("db.can_connect", &["env:prod"]), check("other", &[])],
+            &Limits::default(),
+            &mut Dropped::default(),
+        );
         assert_eq!(chunks.len(), 1);
         assert_eq!(
             String::from_utf8(chunks[0].0.body.clone()).expect("utf8"),
@@ -214,7 +238,12 @@ mod tests {
             tags: Vec::new(),
             origin: None,
         };
-        let chunks = event_chunks(&[event("a", None), event("b", Some("jenkins"))], "agent-host", &Limits::default(), &mut Dropped::default());
+        let chunks = event_chunks(
+            &[event("a", None), event("b", Some("jenkins"))],
+            "agent-host",
+            &Limits::default(),
+            &mut Dropped::default(),
+        );
         let body: serde_json::Value = serde_json::from_slice(&chunks[0].0.body).expect("json");
         assert_eq!(body["apiKey"], "");
         assert_eq!(body["internalHostname"], "agent-host");
@@ -226,7 +255,8 @@ mod tests {
 
     #[test]
     fn payloads_split_under_the_size_limit_and_oversized_items_are_dropped() {
-        let checks: Vec<ServiceCheck> = (0..10).map(|i| check(&format!("check.{i}"), &[])).collect();
+        let checks: Vec<ServiceCheck> =
+            (0..10).map(|i| check(&format!("check.{i}"), &[])).collect();
         let small = Limits {
             other_uncompressed: 300,
             ..Limits::default()
@@ -234,12 +264,26 @@ mod tests {
         let mut dropped = Dropped::default();
         let chunks = service_check_chunks(&checks, &small, &mut dropped);
         assert!(chunks.len() > 1);
-        assert_eq!(chunks.iter().map(|(chunk, _)| chunk.items).sum::<usize>(), 10);
-        assert!(chunks.iter().all(|(chunk, _)| chunk.body.len() <= 300), "{:?}", chunks.iter().map(|(c, _)| c.body.len()).collect::<Vec<_>>());
+        assert_eq!(
+            chunks.iter().map(|(chunk, _)| chunk.items).sum::<usize>(),
+            10
+        );
+        assert!(
+            chunks.iter().all(|(chunk, _)| chunk.body.len() <= 300),
+            "{:?}",
+            chunks.iter().map(|(c, _)| c.body.len()).collect::<Vec<_>>()
+        );
         let mut huge = check("huge", &[]);
         huge.message = "x".repeat(1000);
-        let chunks = service_check_chunks(&[check("a", &[]), huge, check("b", &[])], &small, &mut dropped);
+        let chunks = service_check_chunks(
+            &[check("a", &[]), huge, check("b", &[])],
+            &small,
+            &mut dropped,
+        );
         assert_eq!(dropped.too_big, 1);
-        assert_eq!(chunks.iter().map(|(chunk, _)| chunk.items).sum::<usize>(), 2);
+        assert_eq!(
+            chunks.iter().map(|(chunk, _)| chunk.items).sum::<usize>(),
+            2
+        );
     }
 }

@@ -86,19 +86,43 @@ impl Serializer {
     pub fn serialize(&self, flush: &Flush) -> Serialized {
         let mut out = Serialized::default();
         let limits = self.limits;
-        self.payloads(Endpoint::Series, protobuf::CONTENT_TYPE, &flush.series, limits.series_compressed, &mut out, &|items: &[_], dropped: &mut Dropped| {
-            protobuf::series_chunks(items, &limits, dropped)
-        });
-        self.payloads(Endpoint::Sketches, protobuf::CONTENT_TYPE, &flush.sketches, limits.other_compressed, &mut out, &|items: &[_], dropped: &mut Dropped| {
-            protobuf::sketch_chunks(items, &limits, dropped)
-        });
-        self.payloads(Endpoint::CheckRun, json::CONTENT_TYPE, &flush.service_checks, limits.other_compressed, &mut out, &|items: &[_], dropped: &mut Dropped| {
-            json::service_check_chunks(items, &limits, dropped)
-        });
+        self.payloads(
+            Endpoint::Series,
+            protobuf::CONTENT_TYPE,
+            &flush.series,
+            limits.series_compressed,
+            &mut out,
+            &|items: &[_], dropped: &mut Dropped| protobuf::series_chunks(items, &limits, dropped),
+        );
+        self.payloads(
+            Endpoint::Sketches,
+            protobuf::CONTENT_TYPE,
+            &flush.sketches,
+            limits.other_compressed,
+            &mut out,
+            &|items: &[_], dropped: &mut Dropped| protobuf::sketch_chunks(items, &limits, dropped),
+        );
+        self.payloads(
+            Endpoint::CheckRun,
+            json::CONTENT_TYPE,
+            &flush.service_checks,
+            limits.other_compressed,
+            &mut out,
+            &|items: &[_], dropped: &mut Dropped| {
+                json::service_check_chunks(items, &limits, dropped)
+            },
+        );
         let hostname = self.hostname.as_str();
-        self.payloads(Endpoint::Events, json::CONTENT_TYPE, &flush.events, limits.other_compressed, &mut out, &|items: &[_], dropped: &mut Dropped| {
-            json::event_chunks(items, hostname, &limits, dropped)
-        });
+        self.payloads(
+            Endpoint::Events,
+            json::CONTENT_TYPE,
+            &flush.events,
+            limits.other_compressed,
+            &mut out,
+            &|items: &[_], dropped: &mut Dropped| {
+                json::event_chunks(items, hostname, &limits, dropped)
+            },
+        );
         out
     }
 
@@ -120,7 +144,10 @@ impl Serializer {
         self.compress_chunks(endpoint, content_type, items, chunks, limit, out, chunker);
     }
 
-    #[allow(clippy::too_many_arguments, reason = "the recursive step of `payloads`")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the recursive step of `payloads`"
+    )]
     fn compress_chunks<T>(
         &self,
         endpoint: Endpoint,

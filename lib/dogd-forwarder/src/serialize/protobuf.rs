@@ -2,11 +2,15 @@
 
 use std::ops::Range;
 
-use dogd_aggregator::{SeriesType, Serie, SketchSerie};
-use dogd_proto::datadog::agentpayload::metric_payload::{MetricPoint, MetricSeries, MetricType, Resource};
+use dogd_aggregator::{Serie, SeriesType, SketchSerie};
+use dogd_proto::datadog::agentpayload::metric_payload::{
+    MetricPoint, MetricSeries, MetricType, Resource,
+};
 use dogd_proto::datadog::agentpayload::sketch_payload::Sketch;
 use dogd_proto::datadog::agentpayload::sketch_payload::sketch::Dogsketch;
-use dogd_proto::datadog::agentpayload::{CommonMetadata, Metadata, MetricPayload, Origin, SketchPayload};
+use dogd_proto::datadog::agentpayload::{
+    CommonMetadata, Metadata, MetricPayload, Origin, SketchPayload,
+};
 use prost::Message as _;
 
 use super::{Chunk, Dropped, Limits};
@@ -115,13 +119,16 @@ where
         let item_points = points(item);
         if size > max_bytes || max_points.is_some_and(|max| item_points > max) {
             dropped.too_big += 1;
-            tracing::warn!("dropping an item of {size} bytes: over the {max_bytes}-byte payload limit");
+            tracing::warn!(
+                "dropping an item of {size} bytes: over the {max_bytes}-byte payload limit"
+            );
             if group.is_empty() {
                 start = index + 1;
             }
             continue;
         }
-        let full = bytes + size > max_bytes || max_points.is_some_and(|max| point_count + item_points > max);
+        let full = bytes + size > max_bytes
+            || max_points.is_some_and(|max| point_count + item_points > max);
         if full && !group.is_empty() {
             let items_in = group.len();
             chunks.push((
@@ -156,7 +163,11 @@ where
 }
 
 /// Series payload bodies under the series limits.
-pub(crate) fn series_chunks(series: &[Serie], limits: &Limits, dropped: &mut Dropped) -> Vec<(Chunk, Range<usize>)> {
+pub(crate) fn series_chunks(
+    series: &[Serie],
+    limits: &Limits,
+    dropped: &mut Dropped,
+) -> Vec<(Chunk, Range<usize>)> {
     chunk_by_size(
         series,
         series_message,
@@ -169,7 +180,11 @@ pub(crate) fn series_chunks(series: &[Serie], limits: &Limits, dropped: &mut Dro
 }
 
 /// Sketch payload bodies under the generic limits.
-pub(crate) fn sketch_chunks(sketches: &[SketchSerie], limits: &Limits, dropped: &mut Dropped) -> Vec<(Chunk, Range<usize>)> {
+pub(crate) fn sketch_chunks(
+    sketches: &[SketchSerie],
+    limits: &Limits,
+    dropped: &mut Dropped,
+) -> Vec<(Chunk, Range<usize>)> {
     chunk_by_size(
         sketches,
         sketch_message,

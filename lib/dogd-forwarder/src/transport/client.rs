@@ -100,15 +100,15 @@ impl tower_service::Service<Uri> for IntakeConnector {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let name = ServerName::try_from(host.to_owned())?;
             let stream = tls.connect(name, tcp.into_inner()).await?;
-            Ok(IntakeStream::Tls(TokioIo::new(stream)))
+            Ok(IntakeStream::Tls(Box::new(TokioIo::new(stream))))
         })
     }
 }
 
-/// A connection to the intake, plain or TLS.
+/// A connection to the intake, plain or TLS (boxed: the TLS state is over a kilobyte).
 pub(crate) enum IntakeStream {
     Plain(TokioIo<TcpStream>),
-    Tls(TokioIo<TlsStream<TcpStream>>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
 }
 
 impl Connection for IntakeStream {
@@ -136,7 +136,7 @@ impl hyper::rt::Read for IntakeStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             IntakeStream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            IntakeStream::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
+            IntakeStream::Tls(stream) => Pin::new(&mut **stream).poll_read(cx, buf),
         }
     }
 }
@@ -149,21 +149,21 @@ impl hyper::rt::Write for IntakeStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             IntakeStream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            IntakeStream::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
+            IntakeStream::Tls(stream) => Pin::new(&mut **stream).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             IntakeStream::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            IntakeStream::Tls(stream) => Pin::new(stream).poll_flush(cx),
+            IntakeStream::Tls(stream) => Pin::new(&mut **stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             IntakeStream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            IntakeStream::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+            IntakeStream::Tls(stream) => Pin::new(&mut **stream).poll_shutdown(cx),
         }
     }
 
@@ -181,7 +181,7 @@ impl hyper::rt::Write for IntakeStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             IntakeStream::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
-            IntakeStream::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            IntakeStream::Tls(stream) => Pin::new(&mut **stream).poll_write_vectored(cx, bufs),
         }
     }
 }
@@ -243,10 +243,7 @@ impl IntakeClient {
             Ok(result) => result,
             Err(_elapsed) => Err(SendFailure {
                 kind: "timeout",
-                message: format!(
-                    "no answer within {:?} (forwarder_timeout)",
-                    self.timeout
-                ),
+                message: format!("no answer within {:?} (forwarder_timeout)", self.timeout),
             }),
         }
     }
@@ -265,4 +262,99 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::Response;
+    use hyper_util::server::conn::auto;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    use super::*;
+
+    /// A self-signed certificate for `localhost` and rustls configs trusting it.
+    fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<ClientConfig>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let cert = params.self_signed(&key).expect("certificate");
+        let cert_der: CertificateDer<'static> = cert.der().clone();
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert_der.clone()], key_der)
+            .expect("server config");
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert_der).expect("root");
+        let mut client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // The same ALPN list as the production config.
+        client.alpn_protocols = tls_config().expect("tls config").alpn_protocols.clone();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    #[tokio::test]
+    async fn https_requests_go_over_tls_and_negotiate_http2() {
+        let (server_config, client_config) = tls_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let acceptor = TlsAcceptor::from(server_config);
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let tls = acceptor.accept(tcp).await.expect("handshake");
+            let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| {
+                let version = format!("{:?}", request.version());
+                async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(version)))) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+
+        let client = IntakeClient::new(Some(client_config), Duration::from_secs(5));
+        let request = Request::post(format!("https://localhost:{port}/api/v2/series"))
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .expect("request");
+        let answer = client.send(request).await.expect("answer");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], b"HTTP/2.0");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_a_retryable_connection_failure() {
+        let (server_config, _) = tls_pair();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let acceptor = TlsAcceptor::from(server_config);
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let _ = acceptor.accept(tcp).await;
+        });
+        // The production config: system or Mozilla roots, which do not include our certificate.
+        let client = IntakeClient::new(Some(tls_config().expect("tls")), Duration::from_secs(5));
+        let request = Request::post(format!("https://localhost:{port}/api/v2/series"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let failure = client.send(request).await.expect_err("untrusted");
+        assert_eq!(failure.kind, "connection_failure", "{}", failure.message);
+        assert!(
+            failure.message.contains("certificate"),
+            "{}",
+            failure.message
+        );
+        server.abort();
+    }
 }

@@ -118,7 +118,11 @@ impl ForwarderConfig {
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Settings with the agent's defaults for everything but the URL, key and version.
-    pub fn new(base_url: Uri, api_key: impl Into<String>, agent_version: impl Into<String>) -> Self {
+    pub fn new(
+        base_url: Uri,
+        api_key: impl Into<String>,
+        agent_version: impl Into<String>,
+    ) -> Self {
         Self {
             base_url,
             api_key: api_key.into(),
@@ -303,9 +307,7 @@ fn site_with_optional_dc(value: &str, domains: &[&str]) -> bool {
 fn is_datacenter_label(label: &str) -> bool {
     let letters = label.bytes().take_while(u8::is_ascii_lowercase).count();
     let digits = &label[letters..];
-    letters >= 2
-        && (1..=2).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
+    letters >= 2 && (1..=2).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The URL the agent validates API keys against (`getAPIDomain` in `forwarder_health.go`): for a
@@ -410,8 +412,8 @@ mod tests {
         let error = ForwarderConfig::base_url_for("datadoghq.com", Some("app.datadoghq.com"), "7")
             .expect_err("no scheme");
         assert!(error.to_string().contains("scheme"), "{error}");
-        let error = ForwarderConfig::base_url_for("datadoghq.com", None, "seven")
-            .expect_err("version");
+        let error =
+            ForwarderConfig::base_url_for("datadoghq.com", None, "seven").expect_err("version");
         assert!(error.to_string().contains("MAJOR.MINOR.PATCH"), "{error}");
     }
 

@@ -53,13 +53,16 @@ pub(crate) fn encode(transactions: &[Transaction]) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&u32::try_from(transactions.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(transactions.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     for tx in transactions {
         out.push(tx.endpoint.code());
-        let micros = tx
-            .created_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX));
+        let micros = tx.created_at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        });
         out.extend_from_slice(&micros.to_le_bytes());
         let content_type = tx.content_type.as_bytes();
         // Both lengths come from our own constants; saturate rather than panic on a odd caller.
@@ -340,8 +343,11 @@ impl DiskStore {
         transactions.sort_by_key(|tx| tx.created_at);
         // A batch larger than the whole store keeps its newest transactions.
         let overhead = (HEADER_LEN + TRAILER_LEN) as u64;
-        let mut total: u64 =
-            overhead + transactions.iter().map(|tx| record_len(tx) as u64).sum::<u64>();
+        let mut total: u64 = overhead
+            + transactions
+                .iter()
+                .map(|tx| record_len(tx) as u64)
+                .sum::<u64>();
         let mut skip = 0;
         while total > self.max_bytes && skip < transactions.len() {
             total -= record_len(&transactions[skip]) as u64;
@@ -475,7 +481,8 @@ impl DiskStore {
 fn read_count(path: &Path) -> Option<usize> {
     let mut header = [0u8; HEADER_LEN];
     File::open(path).ok()?.read_exact(&mut header).ok()?;
-    (&header[..8] == MAGIC).then(|| u32::from_le_bytes([header[10], header[11], header[12], header[13]]) as usize)
+    (&header[..8] == MAGIC)
+        .then(|| u32::from_le_bytes([header[10], header[11], header[12], header[13]]) as usize)
 }
 
 /// Renames a file with the `.corrupt` suffix; returns where it now is.

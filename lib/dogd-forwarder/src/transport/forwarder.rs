@@ -24,7 +24,7 @@ use super::config::{ForwarderConfig, validation_base};
 use super::disk::DiskStore;
 use super::error::ForwarderError;
 use super::queue::{Queue, Queued};
-use super::status::{ApiKeyState, ForwarderStatus, Stats, lock};
+use super::status::{ApiKeyState, Blocked, ForwarderStatus, Stats, lock};
 use super::telemetry::Metrics;
 use super::{AGENT_PAYLOAD_VERSION, Endpoint, FAKE_API_KEY, Transaction};
 
@@ -96,7 +96,7 @@ impl Shared {
     /// Queues a transaction within the byte budget: the oldest transactions make room, spilling
     /// to disk when the disk queue is on (down to half the budget, as the agent's
     /// `forwarder_flush_to_disk_mem_ratio` of 0.5, so that one file takes many of them), dropped
-    /// otherwise. Returns how many were dropped.
+    /// otherwise. Returns how many were dropped for room (for [`Shared::log_evictions`]).
     fn admit(&self, state: &mut State, item: Queued) -> usize {
         let size = item.tx.size();
         if size > self.max_bytes {
@@ -106,7 +106,7 @@ impl Shared {
                 item.tx.endpoint.name(),
                 self.max_bytes
             );
-            return 1;
+            return 0;
         }
         state.queue.push(item);
         if state.queue.bytes() <= self.max_bytes {
@@ -141,22 +141,25 @@ impl Shared {
             }
             dropped = evicted.len();
         }
-        if dropped > 0 {
-            let last_error = lock(&self.stats.last_error)
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), |(_, message)| message.clone());
-            tracing::error!(
-                "forwarder: the retry queue is full (forwarder_retry_queue_payloads_max_size = {} bytes): dropped the {dropped} oldest transactions. The intake is unreachable or too slow (last error: {last_error})",
-                self.max_bytes
-            );
-        }
         dropped
     }
 
+    /// One log line for the transactions a batch of `admit`s dropped for room.
+    fn log_evictions(&self, dropped: usize) {
+        if dropped == 0 {
+            return;
+        }
+        let last_error = lock(&self.stats.last_error)
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |(_, message)| message.clone());
+        tracing::error!(
+            "forwarder: the retry queue is full (forwarder_retry_queue_payloads_max_size = {} bytes): dropped the {dropped} oldest transactions. The intake is unreachable or too slow (last error: {last_error})",
+            self.max_bytes
+        );
+    }
+
     fn publish_queue(&self, state: &State) {
-        self.metrics
-            .retry_queue_size
-            .set(state.queue.len() as f64);
+        self.metrics.retry_queue_size.set(state.queue.len() as f64);
         self.metrics
             .retry_queue_bytes
             .set(state.queue.bytes() as f64);
@@ -199,13 +202,16 @@ impl ForwarderHandle {
                 );
                 return;
             }
+            let mut dropped = 0;
             for tx in transactions {
                 let metrics = shared.metrics.endpoint(tx.endpoint);
                 metrics.input_count.inc();
                 metrics.input_bytes.add(tx.size() as u64);
-                shared.admit(&mut state, Queued::new(tx));
+                dropped += shared.admit(&mut state, Queued::new(tx));
             }
             shared.publish_queue(&state);
+            drop(state);
+            shared.log_evictions(dropped);
         }
         shared.wake.notify_one();
     }
@@ -284,8 +290,15 @@ impl Forwarder {
                 reason: error.to_string(),
             })?;
 
-        let mut api_key =
-            HeaderValue::from_str(config.api_key.trim()).map_err(|_| ForwarderError::InvalidApiKey)?;
+        if config.api_key.trim().is_empty() {
+            return Err(ForwarderError::InvalidSetting {
+                key: "api_key",
+                reason: "it is empty; set api_key (without one, flushes go to the local sink)"
+                    .to_owned(),
+            });
+        }
+        let mut api_key = HeaderValue::from_str(config.api_key.trim())
+            .map_err(|_| ForwarderError::InvalidApiKey)?;
         api_key.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(DD_API_KEY, api_key);
@@ -388,10 +401,7 @@ impl Component for Forwarder {
                                 store.dir().display()
                             );
                         }
-                        shared
-                            .metrics
-                            .disk_reloaded_files
-                            .set(opened.files as f64);
+                        shared.metrics.disk_reloaded_files.set(opened.files as f64);
                         shared.spill_to_disk.store(true, Ordering::Relaxed);
                         let disk = Arc::new(Mutex::new(store));
                         publish_disk(&shared, &disk);
@@ -616,11 +626,10 @@ impl Dispatcher {
             }
             self.dispatch();
             self.publish_breakers();
-            if let Some(deadline) = drain_until {
-                let idle = self.in_flight == 0 && self.shared.queue_figures().0 == 0;
-                if idle || Instant::now() >= deadline {
-                    break;
-                }
+            if let Some(deadline) = drain_until
+                && (Instant::now() >= deadline || self.drained_or_stuck(deadline))
+            {
+                break;
             }
             let next_unblock = self.next_unblock();
             tokio::select! {
@@ -737,7 +746,7 @@ impl Dispatcher {
         self.shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         let Finished { item, result } = finished;
         let endpoint = item.tx.endpoint;
-        let url = &self.targets[endpoint.index()];
+        let url = &self.targets[endpoint.index()].clone();
         let now = Instant::now();
         let verdict = match result {
             Attempt::Aborted => {
@@ -779,6 +788,7 @@ impl Dispatcher {
                 self.requeue(item, true);
             }
         }
+        self.publish_breakers();
     }
 
     /// The agent's `HTTPTransaction.internalProcess` rules.
@@ -828,7 +838,11 @@ impl Dispatcher {
                 Verdict::Drop(reason::INVALID_API_KEY)
             }
             _ => {
-                let error_type = if code >= 400 { "gt_400" } else { "unexpected_status" };
+                let error_type = if code >= 400 {
+                    "gt_400"
+                } else {
+                    "unexpected_status"
+                };
                 self.shared.metrics.error(endpoint, error_type);
                 self.shared.stats.add_error(error_type);
                 let hint = if status.is_redirection() {
@@ -849,12 +863,38 @@ impl Dispatcher {
             self.shared.stats.requeued.fetch_add(1, Ordering::Relaxed);
         }
         let mut state = lock(&self.shared.state);
-        self.shared.admit(&mut state, item);
+        let dropped = self.shared.admit(&mut state, item);
         self.shared.publish_queue(&state);
+        drop(state);
+        self.shared.log_evictions(dropped);
     }
 
-    /// The earliest time a blocked endpoint with queued transactions may send again.
+    /// Whether draining can end before its deadline: nothing is in flight, and nothing queued can
+    /// be sent before the deadline (the queue is empty, or every endpoint with transactions is
+    /// blocked beyond it, so waiting would only delay writing them to disk).
+    fn drained_or_stuck(&self, deadline: Instant) -> bool {
+        if self.in_flight > 0 {
+            return false;
+        }
+        let state = lock(&self.shared.state);
+        Endpoint::ALL
+            .into_iter()
+            .filter(|endpoint| state.queue.has(*endpoint))
+            .all(|endpoint| {
+                self.breakers[endpoint.index()]
+                    .blocked_until()
+                    .is_some_and(|until| until >= deadline)
+            })
+    }
+
+    /// The earliest time a blocked endpoint with queued transactions may send again. `None` when
+    /// the concurrency limit is reached: a finishing request wakes the loop then, and a deadline
+    /// already past would only make it spin. (Below the limit, a past deadline means the
+    /// endpoint unblocked since `dispatch` ran: waking at once sends its transaction.)
     fn next_unblock(&self) -> Option<Instant> {
+        if self.in_flight >= self.max_in_flight {
+            return None;
+        }
         let state = lock(&self.shared.state);
         Endpoint::ALL
             .into_iter()
@@ -866,9 +906,10 @@ impl Dispatcher {
     fn publish_breakers(&self) {
         let mut blocked = lock(&self.shared.stats.blocked);
         for (slot, breaker) in blocked.iter_mut().zip(&self.breakers) {
-            *slot = breaker
-                .is_blocked()
-                .then(|| (breaker.errors(), breaker.blocked_until()));
+            *slot = breaker.is_blocked().then(|| Blocked {
+                errors: breaker.errors(),
+                until: breaker.blocked_until(),
+            });
         }
     }
 
@@ -962,12 +1003,14 @@ impl Dispatcher {
             if !loaded.transactions.is_empty() {
                 let count = loaded.transactions.len();
                 let mut state = lock(&self.shared.state);
+                let mut dropped = 0;
                 for tx in loaded.transactions {
                     // They were queued before: sending them again is a retry.
-                    self.shared
-                        .admit(&mut state, Queued { tx, attempts: 1 });
+                    dropped += self.shared.admit(&mut state, Queued { tx, attempts: 1 });
                 }
                 self.shared.publish_queue(&state);
+                drop(state);
+                self.shared.log_evictions(dropped);
                 tracing::debug!("forwarder: loaded {count} transactions from the disk queue");
             }
             publish_disk(&self.shared, &disk);

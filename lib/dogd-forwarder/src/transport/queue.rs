@@ -99,10 +99,6 @@ impl Queue {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 #[cfg(test)]

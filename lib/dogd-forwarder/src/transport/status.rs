@@ -60,6 +60,13 @@ pub(crate) struct DiskStats {
     pub(crate) error: Option<String>,
 }
 
+/// A blocked endpoint: its error steps, and until when (none while its test transaction is out).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocked {
+    pub(crate) errors: u32,
+    pub(crate) until: Option<Instant>,
+}
+
 /// Counters kept for the status; telemetry has the same figures with labels.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -74,8 +81,8 @@ pub(crate) struct Stats {
     pub(crate) last_error: Mutex<Option<(SystemTime, String)>>,
     pub(crate) api_key: Mutex<ApiKeyState>,
     pub(crate) disk: Mutex<DiskStats>,
-    /// Per endpoint: `(errors, blocked until)` while the breaker is not closed.
-    pub(crate) blocked: Mutex<[Option<(u32, Option<Instant>)>; 4]>,
+    /// Per endpoint, while its breaker is not closed.
+    pub(crate) blocked: Mutex<[Option<Blocked>; 4]>,
 }
 
 impl Stats {
@@ -141,7 +148,7 @@ impl dogd_api::StatusProvider for ForwarderStatus {
             .iter()
             .zip(lock(&stats.blocked).iter())
             .filter_map(|(endpoint, state)| {
-                let (errors, until) = (*state)?;
+                let Blocked { errors, until } = (*state)?;
                 let retry_in = until.map_or(0.0, |until| {
                     until.saturating_duration_since(now).as_secs_f64()
                 });

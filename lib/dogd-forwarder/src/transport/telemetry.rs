@@ -114,7 +114,11 @@ impl Metrics {
             )?
             .with(&labels);
         let disk_files = registry
-            .gauge("file_storage__files_count", "The number of files", &by_domain)?
+            .gauge(
+                "file_storage__files_count",
+                "The number of files",
+                &by_domain,
+            )?
             .with(&labels);
         let disk_files_removed = registry
             .counter(
