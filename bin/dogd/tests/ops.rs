@@ -138,10 +138,7 @@ fn health_and_status_routes_and_commands() {
         &rt.block_on(client.get("/agent/status/health"))
             .expect("health"),
     );
-    assert_eq!(
-        health["Healthy"],
-        serde_json::json!(["aggregator", "api"])
-    );
+    assert_eq!(health["Healthy"], serde_json::json!(["aggregator", "api"]));
     assert_eq!(health["Unhealthy"], serde_json::json!([]));
     let cli = running.cli(&["health"], &[]);
     assert!(

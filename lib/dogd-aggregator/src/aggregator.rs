@@ -48,6 +48,7 @@ struct Progress {
     type_mismatch: u64,
     unsupported_timestamped: u64,
     samples_received: u64,
+    context_limit: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -317,6 +318,7 @@ impl Running {
         progress.unaggregated_points += unaggregated;
         progress.type_mismatch = refused.type_mismatch;
         progress.unsupported_timestamped = refused.unsupported_timestamped;
+        progress.context_limit = refused.context_limit;
     }
 }
 
@@ -428,6 +430,7 @@ impl StatusProvider for AggregatorStatus {
             "samples_refused": {
                 "type_mismatch": progress.type_mismatch,
                 "timestamped_unsupported_type": progress.unsupported_timestamped,
+                "context_limit": progress.context_limit,
             },
             "queue": {
                 "batches_waiting": self.queue.max_capacity() - self.queue.capacity(),

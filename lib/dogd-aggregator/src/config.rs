@@ -5,6 +5,7 @@ use std::time::Duration;
 use dogd_config::{Config, ConfigError};
 
 use crate::histogram::{Aggregate, HistogramSpec, parse_percentile};
+use crate::limiter::ContextLimitConfig;
 use crate::sampler::SamplerConfig;
 
 /// How samples are aggregated and flushed.
@@ -67,6 +68,21 @@ impl AggregatorConfig {
                 counter_expiry_seconds: config
                     .get_duration("dogstatsd_expiry_seconds")?
                     .as_secs_f64(),
+                context_expiry_seconds: config
+                    .get_duration("dogstatsd_context_expiry_seconds")?
+                    .as_secs_f64(),
+                context_limit: Some(ContextLimitConfig {
+                    limit: usize::try_from(config.get_int("dogstatsd_context_limiter.limit")?)
+                        .unwrap_or(0),
+                    key_tag_name: config
+                        .get_string("dogstatsd_context_limiter.key_tag_name")?
+                        .unwrap_or_else(|| "pod_name".to_owned()),
+                    entry_timeout: u64::try_from(
+                        config.get_int("dogstatsd_context_limiter.entry_timeout")?,
+                    )
+                    .unwrap_or(1),
+                })
+                .filter(|limit| limit.limit > 0),
             },
             flush_interval: Duration::from_secs(15),
             queue_size: usize::try_from(config.get_int("aggregator_buffer_size")?)

@@ -9,6 +9,7 @@ mod aggregator;
 mod config;
 pub mod flush;
 pub mod histogram;
+pub mod limiter;
 pub mod sampler;
 pub mod sketch;
 

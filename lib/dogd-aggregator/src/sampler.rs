@@ -13,6 +13,7 @@ use dogd_dogstatsd::sample::{Sample, SampleValue};
 
 use crate::flush::{Serie, SeriesType, SketchSerie};
 use crate::histogram::{Histogram, HistogramSpec, weight_of};
+use crate::limiter::{ContextLimitConfig, ContextLimiter};
 use crate::sketch::AgentSketch;
 
 /// Sampler settings.
@@ -24,6 +25,11 @@ pub struct SamplerConfig {
     pub histogram: HistogramSpec,
     /// `dogstatsd_expiry_seconds` (300): how long an idle counter keeps reporting 0.
     pub counter_expiry_seconds: f64,
+    /// `dogstatsd_context_expiry_seconds` (20): how long an idle context counts against the
+    /// context limiter.
+    pub context_expiry_seconds: f64,
+    /// The context limiter (`dogstatsd_context_limiter.*`); `None`: no limit.
+    pub context_limit: Option<ContextLimitConfig>,
 }
 
 impl Default for SamplerConfig {
@@ -32,6 +38,8 @@ impl Default for SamplerConfig {
             interval: 10,
             histogram: HistogramSpec::default(),
             counter_expiry_seconds: 300.0,
+            context_expiry_seconds: 20.0,
+            context_limit: None,
         }
     }
 }
@@ -106,6 +114,16 @@ pub struct Refused {
     pub unsupported_timestamped: u64,
     /// NaN or infinite values (the parser accepts them as Go does; the agent's aggregator drops them).
     pub non_finite: u64,
+    /// Samples of new contexts refused by the context limiter.
+    pub context_limit: u64,
+}
+
+/// A context counted by the limiter.
+#[derive(Debug)]
+struct Tracked {
+    sender: Arc<str>,
+    /// Arrival time of its last sample (Unix seconds).
+    last_seen: f64,
 }
 
 /// Buckets of samples awaiting their flush.
@@ -120,12 +138,17 @@ pub struct TimeSampler {
     /// Timestamped samples (no-aggregation pipeline), as single-point series.
     unaggregated: Vec<Serie>,
     refused: Refused,
+    limiter: Option<ContextLimiter>,
+    /// Contexts counted by the limiter (empty without one).
+    tracked: HashMap<ContextKey, Tracked>,
 }
 
 impl TimeSampler {
     /// An empty sampler.
     pub fn new(config: SamplerConfig) -> Self {
         Self {
+            limiter: config.context_limit.as_ref().and_then(ContextLimiter::new),
+            tracked: HashMap::new(),
             config,
             buckets: BTreeMap::new(),
             sketches: BTreeMap::new(),
@@ -182,6 +205,10 @@ impl TimeSampler {
             self.add_unaggregated(sample, timestamp);
             return;
         }
+        if !self.admit(sample, now) {
+            self.refused.context_limit += 1;
+            return;
+        }
         let bucket = self.bucket_start(now);
         if sample.metric_type == MetricType::Distribution {
             if let SampleValue::Number(value) = sample.value {
@@ -218,6 +245,47 @@ impl TimeSampler {
         {
             self.refused.type_mismatch += 1;
         }
+    }
+
+    /// Whether the limiter (if any) lets this sample's context exist.
+    fn admit(&mut self, sample: &Sample, now: f64) -> bool {
+        let Some(limiter) = &mut self.limiter else {
+            return true;
+        };
+        if let Some(tracked) = self.tracked.get_mut(&sample.key) {
+            tracked.last_seen = now;
+            return true;
+        }
+        let sender = limiter.sender_of(&sample.context.tags);
+        if !limiter.track(&sender) {
+            return false;
+        }
+        self.tracked.insert(
+            sample.key,
+            Tracked {
+                sender,
+                last_seen: now,
+            },
+        );
+        true
+    }
+
+    /// Releases limiter slots of contexts idle for `context_expiry_seconds` (counters still
+    /// reporting zeros keep theirs).
+    fn expire_tracked(&mut self, now: f64) {
+        let Some(limiter) = &mut self.limiter else {
+            return;
+        };
+        let expiry = self.config.context_expiry_seconds;
+        let counters = &self.counters;
+        self.tracked.retain(|key, tracked| {
+            let keep = now - tracked.last_seen <= expiry || counters.contains_key(key);
+            if !keep {
+                limiter.remove(&tracked.sender);
+            }
+            keep
+        });
+        limiter.end_flush();
     }
 
     /// The no-aggregation pipeline: gauges as they are, counters as rates over the interval
@@ -302,6 +370,7 @@ impl TimeSampler {
         for key in expired_counters {
             self.counters.remove(&key);
         }
+        self.expire_tracked(now);
 
         let mut sketch_points: HashMap<ContextKey, SketchSerie> = HashMap::new();
         let closed: Vec<i64> = self

@@ -1,6 +1,7 @@
 //! Flush values per metric type on fixed inputs, with expectations worked out by hand from the
 //! agent's rules (10 s buckets aligned to the epoch; counters as rates; closed buckets only).
 
+use dogd_aggregator::limiter::ContextLimitConfig;
 use dogd_aggregator::sampler::{SamplerConfig, TimeSampler};
 use dogd_aggregator::{Serie, SeriesType};
 use dogd_dogstatsd::context::ContextResolver;
@@ -287,4 +288,48 @@ fn nan_and_infinite_values_are_dropped() {
     feed.add(100.0, "g", MetricType::Gauge, 2.0, 1.0);
     assert_eq!(find(&feed.flush(110.0), "g").points, vec![(100, 2.0)]);
     assert_eq!(feed.sampler.refused().non_finite, 2);
+}
+
+#[test]
+fn the_context_limiter_refuses_new_contexts_of_a_sender_over_its_share_until_some_expire() {
+    let mut feed = Feed::with(SamplerConfig {
+        context_expiry_seconds: 20.0,
+        context_limit: Some(ContextLimitConfig {
+            limit: 4,
+            key_tag_name: "pod_name".to_owned(),
+            entry_timeout: 1,
+        }),
+        ..SamplerConfig::default()
+    });
+    let gauge = |feed: &mut Feed, at: f64, name: &str, pod: &str| {
+        let sample = feed.sample(
+            name,
+            &[pod],
+            MetricType::Gauge,
+            SampleValue::Number(1.0),
+            1.0,
+            None,
+        );
+        feed.sampler.add(&sample, at);
+    };
+    // A noisy pod takes two contexts, then a second pod arrives: the budget is split 2 / 2.
+    gauge(&mut feed, 100.0, "noisy.a", "pod_name:noisy");
+    gauge(&mut feed, 100.0, "noisy.b", "pod_name:noisy");
+    gauge(&mut feed, 100.0, "quiet.a", "pod_name:quiet");
+    gauge(&mut feed, 101.0, "noisy.c", "pod_name:noisy");
+    // Known contexts keep flowing.
+    gauge(&mut feed, 102.0, "noisy.a", "pod_name:noisy");
+    assert_eq!(feed.sampler.refused().context_limit, 1);
+    let names: Vec<String> = feed
+        .flush(110.0)
+        .iter()
+        .map(|serie| serie.name.to_string())
+        .collect();
+    assert_eq!(names, vec!["noisy.a", "noisy.b", "quiet.a"]);
+
+    // Past the context expiry the noisy pod's contexts are released and a new one fits.
+    feed.flush(125.0);
+    gauge(&mut feed, 126.0, "noisy.c", "pod_name:noisy");
+    assert_eq!(feed.sampler.refused().context_limit, 1);
+    assert_eq!(find(&feed.flush(140.0), "noisy.c").points, vec![(120, 1.0)]);
 }

@@ -495,6 +495,30 @@ pub static KEYS: &[KeySpec] = &[
         "Blocklist entries match as prefixes.",
     ),
     key(
+        "dogstatsd_context_limiter.limit",
+        Kind::Int {
+            min: 0,
+            max: 1 << 40,
+        },
+        Default::Int(0),
+        "DogStatsD contexts allowed in the aggregator, split equally between senders; 0: no limit.",
+    ),
+    key(
+        "dogstatsd_context_limiter.key_tag_name",
+        Kind::Str,
+        Default::Str("pod_name"),
+        "Tag whose value identifies a sender for the context limiter.",
+    ),
+    key(
+        "dogstatsd_context_limiter.entry_timeout",
+        Kind::Int {
+            min: 0,
+            max: 1 << 20,
+        },
+        Default::Int(1),
+        "Flushes a sender without contexts keeps its share of the context limit.",
+    ),
+    key(
         "forwarder_timeout",
         Kind::Seconds,
         Default::Int(20),

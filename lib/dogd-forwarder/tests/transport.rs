@@ -363,8 +363,8 @@ async fn a_400_and_a_413_are_dropped_and_not_retried() {
 }
 
 #[tokio::test]
-async fn a_429_and_a_404_are_retried() {
-    let intake = Intake::start(&[429, 404]).await;
+async fn a_429_and_a_503_are_retried() {
+    let intake = Intake::start(&[429, 503]).await;
     let running = Running::start(config(&intake.url())).await;
     running
         .handle
@@ -376,8 +376,29 @@ async fn a_429_and_a_404_are_retried() {
     assert_eq!(intake.posts().len(), 3);
     let status = running.stop().await;
     assert_eq!(count(&status, "/transactions/http_errors/429"), 1);
-    assert_eq!(count(&status, "/transactions/http_errors/404"), 1);
+    assert_eq!(count(&status, "/transactions/http_errors/503"), 1);
     assert_eq!(count(&status, "/transactions/dropped"), 0);
+}
+
+#[tokio::test]
+async fn a_408_is_retried_but_a_404_is_dropped_and_counted() {
+    let intake = Intake::start(&[408, 404]).await;
+    let running = Running::start(config(&intake.url())).await;
+    running
+        .handle
+        .submit(vec![transaction(Endpoint::Events, b"{}")]);
+    eventually("the drop", || {
+        count(&running.status(), "/transactions/dropped") == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(intake.posts().len(), 2, "408 retried once, 404 final");
+    let status = running.stop().await;
+    assert_eq!(
+        count(&status, "/transactions/dropped_by_reason/http_4xx"),
+        1
+    );
+    assert_eq!(count(&status, "/transactions/sent"), 0);
 }
 
 #[tokio::test]

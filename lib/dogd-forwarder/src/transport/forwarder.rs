@@ -39,6 +39,7 @@ const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
 mod reason {
     pub(super) const HTTP_400: &str = "http_400";
     pub(super) const HTTP_413: &str = "http_413";
+    pub(super) const HTTP_4XX: &str = "http_4xx";
     pub(super) const INVALID_API_KEY: &str = "invalid_api_key";
     pub(super) const RETRY_QUEUE_FULL: &str = "retry_queue_full";
     pub(super) const TOO_LARGE: &str = "too_large";
@@ -791,7 +792,11 @@ impl Dispatcher {
         self.publish_breakers();
     }
 
-    /// The agent's `HTTPTransaction.internalProcess` rules.
+    /// Which answers are final. Like the agent's `HTTPTransaction.internalProcess`, 400 and 413
+    /// are dropped (the payload would never be accepted) and 403 is dropped (the key is invalid).
+    /// Unlike the agent, which retries every other 4xx, only 408 and 429 are retried: any other
+    /// client error (404 from a wrong `dd_url` path, 401, 422, ...) is dropped and counted, so a
+    /// misconfigured intake cannot pin the retry queue; 5xx, 3xx and network errors are retried.
     fn classify(&mut self, endpoint: Endpoint, url: &Uri, answer: &Answer) -> Verdict {
         let status = answer.status;
         if status.is_success() {
@@ -804,7 +809,7 @@ impl Dispatcher {
             self.shared.stats.add_http_error(code);
         }
         match code {
-            400 | 413 => {
+            400..=499 if !matches!(code, 403 | 408 | 429) => {
                 tracing::error!(
                     "forwarder: the intake answered {status} to a {} transaction at {url}: {body:?}; dropping it (it would never be accepted)",
                     endpoint.name()
@@ -812,10 +817,10 @@ impl Dispatcher {
                 self.shared
                     .stats
                     .set_last_error(format!("{url}: {status}: {body}"));
-                Verdict::Drop(if code == 400 {
-                    reason::HTTP_400
-                } else {
-                    reason::HTTP_413
+                Verdict::Drop(match code {
+                    400 => reason::HTTP_400,
+                    413 => reason::HTTP_413,
+                    _ => reason::HTTP_4XX,
                 })
             }
             403 => {

@@ -4,10 +4,10 @@
 //!
 //! The behaviour follows the agent's default forwarder (`comp/forwarder/defaultforwarder`):
 //!
-//! * every response is classified as the agent's `HTTPTransaction.Process` does: 2xx is a
-//!   success; 400 and 413 are dropped (the payload will never be accepted); 403 is dropped (the API
-//!   key is invalid); everything else (404, 408, 429, other 4xx and 5xx) and every network error or
-//!   timeout is retried;
+//! * 2xx is a success; 408, 429, 5xx (and 3xx), network errors and timeouts are retried; every
+//!   other 4xx is dropped and counted (403 with one loud log line about the API key). The agent
+//!   also retries the other 4xx (404 included); dogd drops them so a wrong `dd_url` cannot pin the
+//!   retry queue;
 //! * a failing endpoint is blocked for an exponential, randomized backoff (the agent's "blocked
 //!   endpoints" circuit breaker); while it is blocked its transactions wait in the queue, and when
 //!   the backoff expires one test transaction is sent before the others follow;
