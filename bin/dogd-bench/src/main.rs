@@ -3,6 +3,7 @@
 
 mod api;
 mod dogstatsd;
+mod pipeline;
 mod startup;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,9 @@ enum Command {
     /// DogStatsD ingest: max zero-loss rate on one core against statsd and collectd, parser
     /// throughput, memory per context.
     Dogstatsd(dogstatsd::DogstatsdArgs),
+    /// The metrics pipeline: end-to-end samples/s (DogStatsD in, payloads at the fake intake)
+    /// against ingest only, and flush time and memory with 1M contexts.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Api(args) => api::run(&args),
         Command::Startup(args) => startup::run(&args),
         Command::Dogstatsd(args) => dogstatsd::run(&args),
+        Command::Pipeline(args) => pipeline::run(&args),
     }
 }

@@ -206,7 +206,10 @@ pub(crate) fn parse(args: &ParseArgs) -> anyhow::Result<()> {
     println!("| Corpus | Work | bytes/line | messages/s | MB/s | ns/message |");
     println!("|---|---|---|---|---|---|");
     for (name, packets) in [
-        ("mixed (6 metric types, 0–7 tags, 1 % events/checks)", &mixed),
+        (
+            "mixed (6 metric types, 0–7 tags, 1 % events/checks)",
+            &mixed,
+        ),
         ("ingest counters (tagged, 1000 contexts)", &counters),
     ] {
         let bytes: usize = packets.iter().map(Vec::len).sum();

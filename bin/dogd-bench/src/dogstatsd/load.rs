@@ -19,6 +19,10 @@ const BATCH: usize = 64;
 /// datadog-go client's default write timeout.
 const UDS_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// The most a late sender catches up at once: a sender that was not scheduled for longer skips
+/// the rest instead of flooding the server with a burst no real client sends.
+const MAX_BURST: Duration = Duration::from_micros(250);
+
 /// What the lines look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
@@ -150,6 +154,9 @@ pub(crate) struct Sent {
     pub(crate) lost: u64,
     /// How long sending took.
     pub(crate) elapsed: Duration,
+    /// Sending time skipped because the sender fell more than [`MAX_BURST`] behind (it was not
+    /// scheduled): that traffic is not sent later in one burst.
+    pub(crate) stalled: Duration,
 }
 
 impl Sent {
@@ -190,6 +197,10 @@ impl Sender {
         let pool = traffic.datagrams.len();
         let mut sent = Sent::default();
         let mut attempted = 0u64;
+        // Samples not sent because the sender stalled.
+        let mut skipped = 0u64;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let max_burst = (rate * MAX_BURST.as_secs_f64()).max(1.0) as u64;
         let started = Instant::now();
         loop {
             let elapsed = started.elapsed();
@@ -199,10 +210,14 @@ impl Sender {
             // Samples that should have gone by now.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let due = if rate.is_finite() {
-                ((rate * elapsed.as_secs_f64()) as u64).min(max_samples)
+                ((rate * elapsed.as_secs_f64()) as u64 - skipped).min(max_samples)
             } else {
                 max_samples
             };
+            if rate.is_finite() && due > attempted + max_burst {
+                skipped += due - attempted - max_burst;
+                continue;
+            }
             if attempted >= due {
                 std::thread::sleep(Duration::from_micros(50));
                 continue;
@@ -245,6 +260,11 @@ impl Sender {
             }
         }
         sent.elapsed = started.elapsed();
+        if rate.is_finite() {
+            #[allow(clippy::cast_precision_loss)]
+            let stalled = skipped as f64 / rate;
+            sent.stalled = Duration::from_secs_f64(stalled);
+        }
         Ok(sent)
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct Programs {
     pub(crate) statsd_dir: PathBuf,
     pub(crate) collectd: PathBuf,
     pub(crate) cpu: usize,
+    /// SCHED_FIFO priority of the servers (0: ordinary scheduling).
+    pub(crate) rt_priority: u8,
     /// SO_RCVBUF for dogd (0: OS default, like the peers, which cannot set it).
     pub(crate) dogd_rcvbuf: usize,
 }
@@ -82,7 +84,9 @@ pub(crate) struct Counts {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn free_tcp_port() -> anyhow::Result<u16> {
@@ -95,11 +99,21 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn pinned(cpu: usize, program: &Path) -> Command {
-    let mut command = Command::new("taskset");
+/// `program` pinned to `programs.cpu` (`taskset`), real-time when asked (`chrt`); both exec, so
+/// the child's pid is the server's.
+fn pinned(programs: &Programs, program: &Path) -> Command {
+    let mut command = if programs.rt_priority > 0 {
+        let mut chrt = Command::new("chrt");
+        chrt.arg("-f")
+            .arg(programs.rt_priority.to_string())
+            .arg("taskset");
+        chrt
+    } else {
+        Command::new("taskset")
+    };
     command
         .arg("-c")
-        .arg(cpu.to_string())
+        .arg(programs.cpu.to_string())
         .arg(program)
         .stdout(Stdio::null());
     command
@@ -108,14 +122,15 @@ fn pinned(cpu: usize, program: &Path) -> Command {
 impl Server {
     /// Starts `kind`, pinned to `programs.cpu`.
     pub(crate) fn start(kind: Kind, programs: &Programs) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
+        // No leading dot: collectd's csv plugin refuses to write under such a directory.
+        let dir = tempfile::Builder::new().prefix("dogd-bench-").tempdir()?;
         let udp_port = free_port()?;
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let (child, counter, uds) = match kind {
             Kind::Dogd => {
                 let telemetry = free_tcp_port()?;
                 let socket = dir.path().join("dsd.socket");
-                let child = pinned(programs.cpu, &programs.dogd)
+                let child = pinned(programs, &programs.dogd)
                     .arg("run")
                     .env_clear()
                     .env("HOME", dir.path())
@@ -131,7 +146,11 @@ impl Server {
                     .stderr(log)
                     .spawn()
                     .with_context(|| format!("starting {}", programs.dogd.display()))?;
-                (child, Counter::Telemetry(localhost(telemetry)), Some(socket))
+                (
+                    child,
+                    Counter::Telemetry(localhost(telemetry)),
+                    Some(socket),
+                )
             }
             Kind::Statsd => {
                 let admin = free_tcp_port()?;
@@ -144,7 +163,7 @@ impl Server {
                          mgmt_address: \"127.0.0.1\", backends: [], flushInterval: 2000000000 }}\n"
                     ),
                 )?;
-                let child = pinned(programs.cpu, &programs.node)
+                let child = pinned(programs, &programs.node)
                     .arg(programs.statsd_dir.join("stats.js"))
                     .arg(&config)
                     .stderr(log)
@@ -189,7 +208,7 @@ LoadPlugin csv
                         csv = csv.display()
                     ),
                 )?;
-                let child = pinned(programs.cpu, &programs.collectd)
+                let child = pinned(programs, &programs.collectd)
                     .arg("-f")
                     .arg("-C")
                     .arg(&config)
@@ -209,7 +228,31 @@ LoadPlugin csv
             _dir: dir,
         };
         server.wait_listening()?;
+        if kind == Kind::Collectd && programs.rt_priority > 0 {
+            server.demote_threads("writer#")?;
+        }
         Ok(server)
+    }
+
+    /// Puts the threads whose name starts with `prefix` back to ordinary scheduling. collectd's
+    /// write thread only runs our counting (the csv plugin: a thousand file appends a second); as
+    /// a SCHED_FIFO thread of the same priority it would hold off the statsd receive thread for
+    /// milliseconds, a cost a production collectd would not have.
+    fn demote_threads(&self, prefix: &str) -> anyhow::Result<()> {
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let task = task?;
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if name.starts_with(prefix) {
+                let status = Command::new("chrt")
+                    .args(["-o", "-p", "0"])
+                    .arg(task.file_name())
+                    .status()?;
+                if !status.success() {
+                    bail!("chrt -o -p 0 {:?} failed", task.file_name());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn wait_listening(&mut self) -> anyhow::Result<()> {
