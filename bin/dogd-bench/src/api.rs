@@ -56,9 +56,11 @@ struct Served {
     _runtime: tokio::runtime::Runtime,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A one-worker runtime whose threads are named `name`, so profiles tell the servers apart.
+fn runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name(name)
         .enable_all()
         .build()?)
 }
@@ -80,7 +82,7 @@ impl Agent for HostnameOnly {
 /// The baseline: TLS + hyper-util auto serving a fixed JSON body for HTTP and a bare tonic router
 /// for gRPC, with no auth, routing table, telemetry or timeout.
 fn serve_bare(cert: &IpcCert) -> anyhow::Result<Served> {
-    let runtime = runtime()?;
+    let runtime = runtime("bench-bare")?;
     let tls = TlsAcceptor::from(dogd_ipc::server_config(cert)?);
     let grpc = tonic::service::Routes::new(AgentServer::new(HostnameOnly)).into_axum_router();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
@@ -140,7 +142,7 @@ fn serve_dogd(
     token: &AuthToken,
     cert: &IpcCert,
 ) -> anyhow::Result<(Served, Supervisor)> {
-    let runtime = runtime()?;
+    let runtime = runtime("bench-dogd")?;
     let yaml = format!("run_path: {}\ncmd_port: 0\n", dir.display());
     let config = Config::from_yaml(&dir.join("datadog.yaml"), &yaml, &Environment::default())?;
     let api = ApiServerConfig::from_config(&config)?;

@@ -411,14 +411,21 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
         .map(|text| Case::parse(text))
         .collect::<anyhow::Result<Vec<_>>>()?;
     pin_self(args.traffic.load_cpu)?;
-    realtime_self(args.rt_priority)?;
+    // Real-time scheduling needs CAP_SYS_NICE; without it the run goes on, noisier.
+    let rt_priority = match realtime_self(args.rt_priority) {
+        Ok(()) => args.rt_priority,
+        Err(error) => {
+            eprintln!("warning: running without real-time scheduling: {error:#}");
+            0
+        }
+    };
     let programs = Programs {
         dogd: args.dogd.clone(),
         node: args.node.clone(),
         statsd_dir: args.statsd_dir.clone(),
         collectd: args.collectd.clone(),
         cpu: args.server_cpu,
-        rt_priority: args.rt_priority,
+        rt_priority,
         dogd_rcvbuf: args.dogd_rcvbuf,
     };
     let mut outcomes = Vec::new();

@@ -179,3 +179,25 @@ fn version_prints_version_commit_and_rustc() {
     );
     assert!(text.contains("Rust version: rustc "), "{text}");
 }
+
+#[test]
+fn component_start_failure_exits_nonzero_naming_the_component_and_its_cause_once() {
+    // DogStatsD enabled with every listener off cannot start.
+    let mut daemon = spawn(&["run"], &[("DD_DOGSTATSD_PORT", "0")]);
+    let (status, lines) = daemon.wait_exit(Duration::from_secs(10));
+    assert_ne!(status.code(), Some(0), "{}", lines.join("\n"));
+    let last_error = lines
+        .iter()
+        .rev()
+        .find(|line| line.contains("| ERROR |"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", lines.join("\n")));
+    assert!(
+        last_error.contains("component 'dogstatsd' failed to start"),
+        "{last_error}"
+    );
+    assert_eq!(
+        last_error.matches("listens on nothing").count(),
+        1,
+        "the cause is printed exactly once: {last_error}"
+    );
+}

@@ -11,13 +11,14 @@ use crate::health::{HealthHandle, HealthRegistry};
 
 /// A component failed to start; the ones started before it have been stopped again.
 #[derive(Debug, thiserror::Error)]
-#[error("component '{component}' failed to start: {source}")]
+// The cause is part of the message and deliberately not also `source()`: error reporters that
+// walk the chain (anyhow's `{:#}`) would otherwise print it twice.
+#[error("component '{component}' failed to start: {cause}")]
 pub struct StartError {
     /// The component that failed.
     pub component: String,
     /// Its error.
-    #[source]
-    pub source: BoxError,
+    pub cause: BoxError,
     /// How stopping the already-started components went.
     pub rollback: StopReport,
 }
@@ -146,7 +147,7 @@ impl Supervisor {
                     let rollback = self.stop().await;
                     return Err(StartError {
                         component: name,
-                        source,
+                        cause: source,
                         rollback,
                     });
                 }
