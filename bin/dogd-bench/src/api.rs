@@ -38,7 +38,13 @@ pub(crate) struct ApiArgs {
     /// h2load concurrent streams per connection.
     #[arg(long, default_value_t = 10)]
     streams: usize,
+    /// Only the workloads whose name contains this (e.g. `HTTP` or `gRPC`), for profiling one.
+    #[arg(long)]
+    only: Option<String>,
 }
+
+/// h2load's warm-up before each measured run.
+const WARM_UP_SECS: u64 = 1;
 
 const VERSION_BODY: &str = r#"{"Commit":"bench","Major":0,"Meta":"","Minor":1,"Patch":0,"Pre":""}"#;
 
@@ -48,6 +54,31 @@ struct Round {
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server thread's CPU time per request. Steadier than req/s on a shared machine: other
+    /// tenants take wall time from the server, not CPU time per request.
+    cpu_us_per_request: f64,
+}
+
+/// CPU time used so far by this process's threads named `name` (the scheduler's own account,
+/// `/proc/self/task/*/schedstat`, in nanoseconds).
+fn thread_cpu(name: &str) -> anyhow::Result<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?.path();
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.join("schedstat"))?;
+        total += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .with_context(|| format!("unreadable schedstat of {}", task.display()))?;
+    }
+    Ok(Duration::from_nanos(total))
 }
 
 /// A server on its own one-thread runtime (kept alive by holding the runtime).
@@ -55,6 +86,10 @@ struct Served {
     addr: SocketAddr,
     _runtime: tokio::runtime::Runtime,
 }
+
+/// Thread names of the two servers' runtimes, to tell their CPU time apart.
+const DOGD_THREAD: &str = "bench-dogd";
+const BARE_THREAD: &str = "bench-bare";
 
 /// A one-worker runtime whose threads are named `name`, so profiles tell the servers apart.
 fn runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -82,7 +117,7 @@ impl Agent for HostnameOnly {
 /// The baseline: TLS + hyper-util auto serving a fixed JSON body for HTTP and a bare tonic router
 /// for gRPC, with no auth, routing table, telemetry or timeout.
 fn serve_bare(cert: &IpcCert) -> anyhow::Result<Served> {
-    let runtime = runtime("bench-bare")?;
+    let runtime = runtime(BARE_THREAD)?;
     let tls = TlsAcceptor::from(dogd_ipc::server_config(cert)?);
     let grpc = tonic::service::Routes::new(AgentServer::new(HostnameOnly)).into_axum_router();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
@@ -142,7 +177,7 @@ fn serve_dogd(
     token: &AuthToken,
     cert: &IpcCert,
 ) -> anyhow::Result<(Served, Supervisor)> {
-    let runtime = runtime("bench-dogd")?;
+    let runtime = runtime(DOGD_THREAD)?;
     let yaml = format!("run_path: {}\ncmd_port: 0\n", dir.display());
     let config = Config::from_yaml(&dir.join("datadog.yaml"), &yaml, &Environment::default())?;
     let api = ApiServerConfig::from_config(&config)?;
@@ -184,6 +219,7 @@ fn serve_dogd(
 /// Runs h2load once and reads its throughput and per-request latencies.
 fn h2load(
     args: &ApiArgs,
+    thread: &str,
     url: &str,
     headers: &[String],
     data: Option<&Path>,
@@ -199,7 +235,8 @@ fn h2load(
             "-m",
             &args.streams.to_string(),
         ])
-        .args(["-D", &args.duration.to_string(), "--warm-up-time", "1"])
+        .args(["-D", &args.duration.to_string()])
+        .args(["--warm-up-time", &WARM_UP_SECS.to_string()])
         .arg(format!("--log-file={}", log.display()));
     for header in headers {
         command.args(["-H", header]);
@@ -207,10 +244,12 @@ fn h2load(
     if let Some(data) = data {
         command.arg("-d").arg(data);
     }
+    let cpu_before = thread_cpu(thread)?;
     let output = command
         .arg(url)
         .output()
         .context("running h2load (apt-get install nghttp2-client)")?;
+    let cpu = thread_cpu(thread)?.saturating_sub(cpu_before);
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -255,11 +294,21 @@ fn h2load(
         let ms = latencies[index] as f64 / 1e3;
         ms
     };
+    // The CPU was also spent on the warm-up second, at the same (saturated) rate.
+    #[allow(clippy::cast_precision_loss)]
+    let requests = requests_per_sec * (args.duration + WARM_UP_SECS) as f64;
     Ok(Round {
         requests_per_sec,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1.0),
     })
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn median_round(mut rounds: Vec<Round>) -> Round {
@@ -278,15 +327,14 @@ pub(crate) fn run(args: &ApiArgs) -> anyhow::Result<()> {
     std::fs::write(&grpc_body, [0u8; 5])?;
     let log = dir.path().join("h2load.log");
     let auth = format!("authorization: Bearer {}", token.expose());
-    let grpc_headers = |with_auth: bool| {
-        let mut headers = vec![
+    // Both servers get the same request bytes (the bare ones ignore the token), so the
+    // difference is only what the servers do with them.
+    let grpc_headers = || {
+        vec![
             "content-type: application/grpc".to_owned(),
             "te: trailers".to_owned(),
-        ];
-        if with_auth {
-            headers.push(auth.clone());
-        }
-        headers
+            auth.clone(),
+        ]
     };
 
     type Target<'a> = (&'a str, String, Vec<String>, Option<&'a Path>);
@@ -302,7 +350,7 @@ pub(crate) fn run(args: &ApiArgs) -> anyhow::Result<()> {
             (
                 "bare hyper + rustls",
                 format!("https://{}/agent/version", bare.addr),
-                vec![],
+                vec![auth.clone()],
                 None,
             ),
         ),
@@ -311,13 +359,13 @@ pub(crate) fn run(args: &ApiArgs) -> anyhow::Result<()> {
             (
                 "dogd",
                 format!("https://{}/datadog.api.v1.Agent/GetHostname", dogd.addr),
-                grpc_headers(true),
+                grpc_headers(),
                 Some(grpc_body.as_path()),
             ),
             (
                 "bare tonic",
                 format!("https://{}/datadog.api.v1.Agent/GetHostname", bare.addr),
-                grpc_headers(false),
+                grpc_headers(),
                 Some(grpc_body.as_path()),
             ),
         ),
@@ -327,25 +375,48 @@ pub(crate) fn run(args: &ApiArgs) -> anyhow::Result<()> {
         "h2load -t1 -c{} -m{} -D{} ({} alternating rounds, median shown); each server on one tokio worker thread\n",
         args.clients, args.streams, args.duration, args.rounds
     );
-    println!("| Workload | Server | req/s | p50 | p99 | dogd / baseline |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| Workload | Server | req/s | p50 | p99 | dogd / baseline | server CPU per request | baseline CPU / dogd CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (workload, ours, baseline) in &pairs {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !workload.contains(only.as_str()))
+        {
+            continue;
+        }
         let mut ours_rounds = Vec::new();
         let mut base_rounds = Vec::new();
         for _ in 0..args.rounds {
-            ours_rounds.push(h2load(args, &ours.1, &ours.2, ours.3, &log)?);
-            base_rounds.push(h2load(args, &baseline.1, &baseline.2, baseline.3, &log)?);
+            ours_rounds.push(h2load(args, DOGD_THREAD, &ours.1, &ours.2, ours.3, &log)?);
+            base_rounds.push(h2load(
+                args,
+                BARE_THREAD,
+                &baseline.1,
+                &baseline.2,
+                baseline.3,
+                &log,
+            )?);
         }
+        let cpu_ratio = median(base_rounds.iter().map(|r| r.cpu_us_per_request))
+            / median(ours_rounds.iter().map(|r| r.cpu_us_per_request));
         let ours_median = median_round(ours_rounds);
         let base_median = median_round(base_rounds);
         let ratio = ours_median.requests_per_sec / base_median.requests_per_sec;
-        for (name, round, ratio) in [
-            (ours.0, ours_median, format!("{ratio:.2}×")),
-            (baseline.0, base_median, String::new()),
+        for (name, round, ratio, cpu_ratio) in [
+            (
+                ours.0,
+                ours_median,
+                format!("{ratio:.2}×"),
+                format!("{cpu_ratio:.2}×"),
+            ),
+            (baseline.0, base_median, String::new(), String::new()),
         ] {
             println!(
-                "| {workload} | {name} | {:.0} | {:.2} ms | {:.2} ms | {ratio} |",
-                round.requests_per_sec, round.p50_ms, round.p99_ms
+                "| {workload} | {name} | {:.0} | {:.2} ms | {:.2} ms | {ratio} | {:.2} µs | {cpu_ratio} |",
+                round.requests_per_sec, round.p50_ms, round.p99_ms, round.cpu_us_per_request
             );
         }
     }

@@ -73,11 +73,6 @@ impl ApiBuilder {
         self
     }
 
-    /// Whether any route of `kind` was added (axum refuses a route layer on an empty router).
-    pub(crate) fn has_routes(&self, kind: RouteKind) -> bool {
-        self.route_names.iter().any(|(_, k)| *k == kind)
-    }
-
     /// Hands one area of the `AgentSecure` gRPC service (its methods, and their REST gateway routes)
     /// to a component's implementation. Areas left unset answer `Unimplemented`.
     pub fn secure_grpc(&mut self, area: SecureArea, service: Arc<DynAgentSecure>) -> &mut Self {

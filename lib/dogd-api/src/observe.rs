@@ -9,8 +9,7 @@ use dogd_telemetry::{DEFAULT_BUCKETS, HistogramVec, Registry, TelemetryError};
 use http::{Method, StatusCode};
 
 use crate::auth::AuthMethod;
-use crate::conn::ConnInfo;
-use crate::gate::Observed;
+use crate::conn::{ConnInfo, ServerKind};
 
 /// The agent's metric name (subsystem `api_server`, name `request_duration_seconds`, joined with
 /// the double underscore its telemetry component uses).
@@ -102,22 +101,23 @@ impl Observer {
         Ok(Self { durations })
     }
 
-    /// Records a finished request and logs it.
+    /// Records a finished request and logs it. `route` is the matched template (or a fixed
+    /// label), never the raw path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
-        conn: &ConnInfo,
+        conn: Option<&ConnInfo>,
         method: &Method,
         raw_path: &str,
-        response: &Response,
+        route: &str,
+        auth: AuthMethod,
+        status: StatusCode,
         elapsed: Duration,
     ) {
-        let status = response.status();
-        let observed = response.extensions().get::<Observed>();
-        let route = observed.map_or(UNMATCHED_ROUTE, |observed| observed.route.as_str());
-        let auth = observed.map_or(AuthMethod::Token, |observed| observed.auth);
+        let server = conn.map_or(ServerKind::Cmd, |conn| conn.server);
         self.durations
             .with(&[
-                conn.server.telemetry_name(),
+                server.telemetry_name(),
                 status.as_str(),
                 method.as_str(),
                 route,
@@ -125,8 +125,8 @@ impl Observer {
             ])
             .observe(elapsed.as_secs_f64());
         let millis = elapsed.as_secs_f64() * 1e3;
-        let server = conn.server.log_name();
-        let peer = conn.peer;
+        let server = server.log_name();
+        let peer = Peer(conn.map(|conn| conn.peer));
         // A handler failure is worth a warning; refusals, timeouts and unimplemented routes are not.
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(
@@ -138,6 +138,19 @@ impl Observer {
                 "{server}: {method} {raw_path} {} {millis:.1}ms from {peer}",
                 status.as_u16()
             );
+        }
+    }
+}
+
+/// The client's address in log lines, `?` when the connection is unknown; formatted only when
+/// the line is logged.
+struct Peer(Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("?"),
         }
     }
 }

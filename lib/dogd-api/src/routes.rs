@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use http::{StatusCode, Uri, header};
+use http::{HeaderValue, StatusCode, Uri, header};
 
 use crate::builder::{ApiBuilder, RouteKind};
 use crate::response::json_error;
@@ -67,7 +67,14 @@ fn json_bytes(value: &serde_json::Value) -> Bytes {
 }
 
 fn json_response(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    // Built directly: `(headers, bytes).into_response()` first sets an octet-stream content type
+    // and then replaces it, on the hottest route.
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn not_yet_implemented() -> Response {

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -33,7 +33,7 @@ use crate::gate::GateLayer;
 use crate::grpc::{HostnameService, SecureRouter};
 use crate::observe::Observer;
 use crate::routes::BuildInfo;
-use crate::timeout::BoundLayer;
+use crate::timeout::RequestTimeout;
 
 /// The agent's gRPC message size limit (`cluster_agent.cluster_tagger.grpc_max_message_size`).
 pub const GRPC_MAX_MESSAGE_SIZE: usize = 4 << 20;
@@ -84,13 +84,12 @@ impl ListenAddrs {
     }
 }
 
-/// One server's request handling: an HTTP router and a gRPC router behind one observer.
+/// One server's request handling: an HTTP router and a gRPC router (each behind its gate).
 #[derive(Debug)]
 struct App {
     server: ServerKind,
     http: Router,
     grpc: Option<Router>,
-    observer: Observer,
 }
 
 /// gRPC is told apart from everything else by its content type.
@@ -106,20 +105,14 @@ impl App {
         conn: ConnInfo,
         request: Request<Incoming>,
     ) -> Result<axum::response::Response, Infallible> {
-        let started = Instant::now();
-        // Cheap clones (the URI shares its buffer), kept for the telemetry and the log line.
-        let method = request.method().clone();
-        let uri = request.uri().clone();
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(conn);
         let router = match &self.grpc {
             Some(grpc) if is_grpc(request.headers()) => grpc.clone(),
             _ => self.http.clone(),
         };
-        let response = router.oneshot(request).await?;
-        self.observer
-            .record(&conn, &method, uri.path(), &response, started.elapsed());
-        Ok(response)
+        // Every route and fallback sits behind the gate, which records the request.
+        router.oneshot(request).await
     }
 }
 
@@ -172,17 +165,22 @@ impl ApiServer {
         });
 
         let server_timeout = settings.api.server_timeout;
-        let mut http = std::mem::take(&mut builder.bounded);
-        if builder.has_routes(RouteKind::Bounded) {
-            http = http.route_layer(BoundLayer {
-                limit: server_timeout,
-            });
-        }
-        let http = http
+        let streaming: Arc<[String]> = builder
+            .route_names
+            .iter()
+            .filter(|(_, kind)| *kind == RouteKind::Streaming)
+            .map(|(path, _)| path.clone())
+            .collect();
+        let http = std::mem::take(&mut builder.bounded)
             .merge(std::mem::take(&mut builder.streaming))
             .fallback(crate::routes::not_found)
             .layer(GateLayer {
                 auth: http_auth.clone(),
+                timeout: Some(RequestTimeout {
+                    limit: server_timeout,
+                    exempt: streaming,
+                }),
+                observer: observer.clone(),
             });
 
         let grpc = tonic::service::Routes::new(
@@ -196,22 +194,27 @@ impl ApiServer {
                 .max_encoding_message_size(GRPC_MAX_MESSAGE_SIZE),
         )
         .into_axum_router()
-        .layer(GateLayer { auth: grpc_auth });
+        .layer(GateLayer {
+            auth: grpc_auth,
+            timeout: None,
+            observer: observer.clone(),
+        });
 
         let ipc = settings.api.ipc_server.as_ref().map(|_| {
             let http = crate::ipc_config::router(settings.config.clone())
-                .route_layer(BoundLayer {
-                    limit: server_timeout,
-                })
                 .fallback(crate::routes::not_found)
                 .layer(GateLayer {
                     auth: http_auth.clone(),
+                    timeout: Some(RequestTimeout {
+                        limit: server_timeout,
+                        exempt: Arc::from([]),
+                    }),
+                    observer: observer.clone(),
                 });
             Arc::new(App {
                 server: ServerKind::Ipc,
                 http,
                 grpc: None,
-                observer: observer.clone(),
             })
         });
         let failures = settings
@@ -230,7 +233,6 @@ impl ApiServer {
                 server: ServerKind::Cmd,
                 http,
                 grpc: Some(grpc),
-                observer,
             }),
             ipc,
             addrs: settings.listen,
@@ -390,6 +392,9 @@ impl Acceptor {
                         let hard_stop = hard_stop.clone();
                         self.tasks.spawn(async move {
                             tokio::select! {
+                                // The connection first: it is what wakes this task, and a fixed
+                                // order skips the random pick on every wake-up.
+                                biased;
                                 () = connection.serve(tcp, peer, watcher) => {}
                                 () = hard_stop.cancelled() => {}
                             }

@@ -2,108 +2,49 @@
 //! the client gets 503. The Go CMD server only sets a write deadline, which truncates the response
 //! instead; the agent's IPC server answers 503 as we do.
 //!
-//! A hand-written layer rather than `from_fn`: it sits on every bounded request and must not cost
-//! a boxed future per request.
+//! Enforced by the gate (one layer per request instead of two): it already knows the matched
+//! route, and a second boxed route layer showed up in the per-request cost.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::response::Response;
 use http::{Method, StatusCode, Uri};
-use tower::{Layer, Service};
 
+use crate::observe::RouteLabel;
 use crate::response::json_error;
 
-/// Bounds each request of the wrapped routes by `limit`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BoundLayer {
-    pub(crate) limit: Duration,
-}
-
-impl<S> Layer<S> for BoundLayer {
-    type Service = Bound<S>;
-
-    fn layer(&self, inner: S) -> Bound<S> {
-        Bound {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-/// The service [`BoundLayer`] makes.
+/// Which requests of a server are bounded, and by how much.
 #[derive(Clone, Debug)]
-pub(crate) struct Bound<S> {
-    inner: S,
-    limit: Duration,
+pub(crate) struct RequestTimeout {
+    /// `server_timeout`.
+    pub(crate) limit: Duration,
+    /// Route templates exempt from it (streams, flare, diagnose).
+    pub(crate) exempt: Arc<[String]>,
 }
 
-impl<S> Service<Request> for Bound<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoundFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // Cheap clones (the URI shares its buffer): only formatted when the request times out.
-        let method = request.method().clone();
-        let uri = request.uri().clone();
-        BoundFuture {
-            inner: tokio::time::timeout(self.limit, self.inner.call(request)),
-            limit: self.limit,
-            method,
-            uri,
+impl RequestTimeout {
+    /// Whether a request that matched `route` is bounded. Unmatched requests (answered 404 at
+    /// once) are not.
+    pub(crate) fn bounds(&self, route: &RouteLabel) -> bool {
+        match route {
+            RouteLabel::Matched(path) => !self.exempt.iter().any(|exempt| exempt == path.as_str()),
+            RouteLabel::Static(_) => false,
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A request racing its deadline.
-    pub(crate) struct BoundFuture<F> {
-        #[pin]
-        inner: tokio::time::Timeout<F>,
-        limit: Duration,
-        method: Method,
-        uri: Uri,
-    }
-}
-
-impl<F> Future for BoundFuture<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.inner.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(result)) => Poll::Ready(result),
-            Poll::Ready(Err(_elapsed)) => {
-                let limit = *this.limit;
-                tracing::warn!(
-                    "{} {} did not finish within server_timeout ({limit:?}); cancelled",
-                    this.method,
-                    this.uri.path()
-                );
-                Poll::Ready(Ok(json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "timeout: the request did not finish within {}s (server_timeout)",
-                        limit.as_secs_f64()
-                    ),
-                )))
-            }
-        }
-    }
+/// Logs a request that overran `limit` and builds its 503.
+pub(crate) fn timed_out(method: &Method, uri: &Uri, limit: Duration) -> Response {
+    tracing::warn!(
+        "{method} {} did not finish within server_timeout ({limit:?}); cancelled",
+        uri.path()
+    );
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "timeout: the request did not finish within {}s (server_timeout)",
+            limit.as_secs_f64()
+        ),
+    )
 }

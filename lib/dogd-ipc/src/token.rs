@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use subtle::ConstantTimeEq as _;
-
 use crate::artifact::Artifact;
 use crate::error::IpcError;
 
@@ -82,9 +80,19 @@ impl AuthToken {
 
     /// Whether `candidate` is this token, compared in constant time.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        // ct_eq on slices of different lengths returns false without comparing contents; the length
-        // of the token is not a secret.
-        bool::from(self.0.as_bytes().ct_eq(candidate))
+        let expected = self.0.as_bytes();
+        // The length of the token is not a secret.
+        if expected.len() != candidate.len() {
+            return false;
+        }
+        // Every byte pair is compared, with no exit at the first difference. One `black_box` on
+        // the result keeps the optimizer from turning this back into an early-exit comparison;
+        // `subtle` puts one on every byte, which showed in the per-request cost.
+        let difference = expected
+            .iter()
+            .zip(candidate)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b));
+        std::hint::black_box(difference) == 0
     }
 }
 
