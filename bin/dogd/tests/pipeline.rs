@@ -179,6 +179,18 @@ fn wait_parsed(running: &Running, metrics: u64) {
     );
 }
 
+/// `dogd health --json` of the running daemon (`Null` when it cannot be read).
+fn health_of(running: &Running) -> Value {
+    let output = clean_command(dogd(), running.daemon.home.path())
+        .env("DD_CMD_PORT", running.cmd_port.to_string())
+        .args(["health", "--json"])
+        .output();
+    output
+        .ok()
+        .and_then(|output| serde_json::from_slice(&output.stdout).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// Stops the daemon with SIGTERM and returns its log lines, checking it exited cleanly.
 fn stop(daemon: &mut Daemon) -> Vec<String> {
     daemon.signal(Signal::SIGTERM);
@@ -208,6 +220,12 @@ statsd.close_socket()
 fn python_client_traffic_reaches_the_intake_decoded_on_the_periodic_flush() {
     let intake = Intake::start(0, Options::default());
     let mut running = start_forwarding(&intake.fake().url(), &[]);
+    let health = health_of(&running);
+    assert_eq!(
+        health["Healthy"],
+        serde_json::json!(["aggregator", "api", "dogstatsd", "forwarder"]),
+        "{health}"
+    );
 
     let python = dogd_testkit::python_with(Path::new(env!("CARGO_TARGET_TMPDIR")), &["datadog"]);
     let sent = std::process::Command::new(python)
@@ -330,6 +348,23 @@ fn a_refused_api_key_drops_payloads_and_says_why_once() {
         },
     );
     let mut running = start_forwarding(&intake.fake().url(), &[]);
+    // The key fails validation at start: the forwarder reports itself unhealthy.
+    let health = wait_until(
+        Duration::from_secs(20),
+        "the forwarder to turn unhealthy",
+        || {
+            let health = health_of(&running);
+            health["Unhealthy"]
+                .as_array()?
+                .iter()
+                .any(|name| name == "forwarder")
+                .then_some(health)
+        },
+    );
+    assert_eq!(
+        health["Healthy"],
+        serde_json::json!(["aggregator", "api", "dogstatsd"])
+    );
     send_udp(
         running.udp_port,
         &["refused.a:1|c".to_owned(), "refused.b:2|g".to_owned()],

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use dogd_core::{BoxError, Component, StartContext};
+use dogd_core::{BoxError, Component, HealthHandle, StartContext};
 use dogd_telemetry::Registry;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Request, StatusCode, Uri};
@@ -380,6 +380,10 @@ impl Component for Forwarder {
         "forwarder"
     }
 
+    fn health_interval(&self) -> Option<Duration> {
+        Some(HEALTH_CHECK_IN * 3)
+    }
+
     async fn start(&mut self, ctx: StartContext) -> Result<(), BoxError> {
         let prepared = self.prepared.take().ok_or(ForwarderError::AlreadyStarted)?;
         let config = prepared.config;
@@ -468,6 +472,9 @@ impl Component for Forwarder {
             drain_timeout: config.drain_timeout,
             refill_limit: (config.retry_queue_max_bytes / 2).max(1),
             invalid_key_logged: false,
+            key_rejected: false,
+            delivered: false,
+            health: ctx.health().clone(),
         };
         let (done_tx, done_rx) = oneshot::channel();
         self.finished = Some(done_rx);
@@ -564,6 +571,8 @@ async fn validate_api_key(
         }
     };
     *lock(&shared.stats.api_key) = state;
+    // The dispatcher re-checks its health with the verdict.
+    shared.wake.notify_one();
 }
 
 /// A request's end, reported to the dispatcher.
@@ -605,7 +614,16 @@ struct Dispatcher {
     /// Files are read back from disk while the queue holds less than this.
     refill_limit: usize,
     invalid_key_logged: bool,
+    /// The intake's latest word on the API key was a 403 (cleared by the next accepted payload).
+    key_rejected: bool,
+    /// Whether any payload was accepted since the start.
+    delivered: bool,
+    health: HealthHandle,
 }
+
+/// How often the dispatcher checks in on its health handle; it is reported stale after three
+/// missed check-ins.
+const HEALTH_CHECK_IN: Duration = Duration::from_secs(10);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -617,6 +635,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl Dispatcher {
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), ForwarderError> {
         let mut drain_until: Option<Instant> = None;
+        let mut health_ticker = tokio::time::interval(HEALTH_CHECK_IN);
         loop {
             while let Ok(finished) = self.results_rx.try_recv() {
                 self.on_finished(finished);
@@ -627,6 +646,7 @@ impl Dispatcher {
             }
             self.dispatch();
             self.publish_breakers();
+            self.check_in();
             if let Some(deadline) = drain_until
                 && (Instant::now() >= deadline || self.drained_or_stuck(deadline))
             {
@@ -647,9 +667,26 @@ impl Dispatcher {
                     drain_until = Some(Instant::now() + self.drain_timeout);
                 }
                 () = sleep_until(drain_until) => {}
+                // Checks in (at the top of the loop) even when there is nothing to send.
+                _ = health_ticker.tick() => {}
             }
         }
         self.finish().await
+    }
+
+    /// Healthy while the loop runs, unless the intake refuses the API key (the agent's forwarder
+    /// health check fails on an invalid key too): every payload would be dropped.
+    fn check_in(&self) {
+        let validated_invalid = matches!(*lock(&self.shared.stats.api_key), ApiKeyState::Invalid);
+        if self.key_rejected {
+            self.health
+                .report_unhealthy("the intake rejects the API key (403): payloads are dropped");
+        } else if validated_invalid && !self.delivered {
+            self.health
+                .report_unhealthy("the API key failed validation (403 from /api/v1/validate)");
+        } else {
+            self.health.report_healthy();
+        }
     }
 
     /// Sends the oldest transaction of each endpoint the breaker lets through, up to the
@@ -766,6 +803,8 @@ impl Dispatcher {
         let breaker = &mut self.breakers[endpoint.index()];
         match verdict {
             Verdict::Success => {
+                self.key_rejected = false;
+                self.delivered = true;
                 let size = item.tx.size() as u64;
                 let metrics = self.shared.metrics.endpoint(endpoint);
                 metrics.success.inc();
@@ -840,6 +879,7 @@ impl Dispatcher {
                 self.shared
                     .stats
                     .set_last_error(format!("{url}: {status} (invalid API key)"));
+                self.key_rejected = true;
                 Verdict::Drop(reason::INVALID_API_KEY)
             }
             _ => {
