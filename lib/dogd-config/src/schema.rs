@@ -567,6 +567,15 @@ pub static KEYS: &[KeySpec] = &[
         "Forget every backoff error step on the first success.",
     ),
     key(
+        "forwarder_apikey_validation_interval",
+        Kind::Int {
+            min: 1,
+            max: 60 * 24 * 365,
+        },
+        Default::Int(60),
+        "Minutes between checks of the API key against the intake's /api/v1/validate.",
+    ),
+    key(
         "forwarder_max_concurrent_requests",
         Kind::Int {
             min: 1,

@@ -43,6 +43,9 @@ impl ForwarderConfig {
             u32::try_from(config.get_int("forwarder_recovery_interval")?).unwrap_or(u32::MAX);
         forwarder.recovery_reset = config.get_bool("forwarder_recovery_reset")?;
         forwarder.max_concurrent_requests = count(config, "forwarder_max_concurrent_requests")?;
+        let minutes = config.get_int("forwarder_apikey_validation_interval")?;
+        forwarder.api_key_validation_interval =
+            Duration::from_secs(u64::try_from(minutes).unwrap_or(60).saturating_mul(60));
         let storage_path = config
             .get_path("forwarder_storage_path")?
             .unwrap_or_else(|| StorageConfig::default_path(run_path));

@@ -613,6 +613,34 @@ async fn a_key_the_intake_rejects_is_reported_invalid_without_stopping_the_forwa
 }
 
 #[tokio::test]
+async fn the_key_is_checked_again_every_interval_and_a_revoked_key_turns_invalid() {
+    // Valid at start, revoked afterwards (the scripted intake answers 200 once the script ends,
+    // so the script holds enough 403s for the rest of the test).
+    let mut script = vec![200];
+    script.extend([403; 50]);
+    let intake = Intake::start(&script).await;
+    let mut config = config(&intake.url());
+    config.validate_api_key = true;
+    config.api_key_validation_interval = Duration::from_millis(200);
+    let running = Running::start(config).await;
+    eventually("the first validation", || {
+        running.status()["api_key"]["validation"]["status"] == "valid"
+    })
+    .await;
+    eventually("the revocation to be noticed", || {
+        running.status()["api_key"]["validation"]["status"] == "invalid"
+    })
+    .await;
+    let status = running.stop().await;
+    let checks = intake
+        .received()
+        .iter()
+        .filter(|request| request.path == "/api/v1/validate")
+        .count();
+    assert!(checks >= 2, "{checks} validation requests; {status}");
+}
+
+#[tokio::test]
 async fn an_unreachable_validation_endpoint_is_not_fatal() {
     let addr = free_port().await;
     let mut config = config(&format!("http://{addr}"));

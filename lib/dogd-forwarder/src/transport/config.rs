@@ -37,8 +37,11 @@ pub struct ForwarderConfig {
     pub max_concurrent_requests: usize,
     /// The disk queue; `None` disables it (the default, as `forwarder_storage_max_size_in_bytes: 0`).
     pub storage: Option<StorageConfig>,
-    /// Check the API key against `/api/v1/validate` on start (default true).
+    /// Check the API key against `/api/v1/validate` on start and then periodically (default
+    /// true).
     pub validate_api_key: bool,
+    /// Time between those checks (`forwarder_apikey_validation_interval`, minutes, default 60).
+    pub api_key_validation_interval: Duration,
     /// How long stop keeps sending queued transactions before writing the rest to disk (default
     /// 5 s). Keep it well under the supervisor's `shutdown_timeout`.
     pub drain_timeout: Duration,
@@ -100,6 +103,8 @@ impl StorageConfig {
 }
 
 impl ForwarderConfig {
+    /// Default `forwarder_apikey_validation_interval` (60 minutes).
+    pub const DEFAULT_API_KEY_VALIDATION_INTERVAL: Duration = Duration::from_secs(60 * 60);
     /// Default `forwarder_timeout`.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
     /// Default `forwarder_retry_queue_payloads_max_size`.
@@ -137,6 +142,7 @@ impl ForwarderConfig {
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             storage: None,
             validate_api_key: true,
+            api_key_validation_interval: Self::DEFAULT_API_KEY_VALIDATION_INTERVAL,
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
         }
     }

@@ -440,6 +440,7 @@ impl Component for Forwarder {
                     prepared.headers.clone(),
                     shared.clone(),
                     ctx.shutdown().clone(),
+                    config.api_key_validation_interval,
                 ));
             }
         } else {
@@ -521,58 +522,84 @@ async fn with_disk<R: Send + 'static>(
         .ok()
 }
 
+/// Checks the API key at start and then every `interval` until shutdown, publishing each verdict
+/// in the status (and the health check). A verdict is logged when it differs from the previous
+/// one, so an hourly check does not repeat the same line.
 async fn validate_api_key(
     client: IntakeClient,
     url: Uri,
     headers: HeaderMap,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    interval: Duration,
 ) {
+    let mut previous: Option<ApiKeyState> = None;
+    loop {
+        let Some(state) = validate_once(&client, &url, &headers, &shutdown).await else {
+            return;
+        };
+        if previous.as_ref() != Some(&state) {
+            log_api_key_state(&state, &shared.api_key_redacted, &url);
+        }
+        *lock(&shared.stats.api_key) = state.clone();
+        previous = Some(state);
+        // The dispatcher re-checks its health with the verdict.
+        shared.wake.notify_one();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One `GET /api/v1/validate`; `None` when cut short by shutdown or impossible to build.
+async fn validate_once(
+    client: &IntakeClient,
+    url: &Uri,
+    headers: &HeaderMap,
+    shutdown: &CancellationToken,
+) -> Option<ApiKeyState> {
     let mut request = Request::get(url.clone());
     if let Some(request_headers) = request.headers_mut() {
         // The key travels in the header, not in the `api_key` query parameter the agent uses, so
         // that it never appears in a URL (proxy logs, our own error messages).
-        request_headers.extend(headers);
+        request_headers.extend(headers.clone());
     }
     let request = match request.body(Full::new(Bytes::new())) {
         Ok(request) => request,
         Err(error) => {
             tracing::info!("forwarder: cannot build the API key validation request: {error}");
-            return;
+            return None;
         }
     };
     let result = tokio::select! {
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return None,
         result = client.send(request) => result,
     };
-    let key = &shared.api_key_redacted;
-    let state = match result {
-        Ok(Answer { status, .. }) if status == StatusCode::OK => {
+    Some(match result {
+        Ok(Answer { status, .. }) if status == StatusCode::OK => ApiKeyState::Valid,
+        Ok(Answer { status, .. }) if status == StatusCode::FORBIDDEN => ApiKeyState::Invalid,
+        Ok(Answer { status, .. }) => ApiKeyState::UnexpectedStatus(status.as_u16()),
+        Err(SendFailure { message, .. }) => ApiKeyState::Unreachable(message),
+    })
+}
+
+fn log_api_key_state(state: &ApiKeyState, key: &str, url: &Uri) {
+    match state {
+        ApiKeyState::Valid => {
             tracing::info!("forwarder: API key {key} is valid ({url} answered 200)");
-            ApiKeyState::Valid
         }
-        Ok(Answer { status, .. }) if status == StatusCode::FORBIDDEN => {
-            tracing::warn!(
-                "forwarder: API key {key} is INVALID: {url} answered 403. The intake will reject every payload sent with it; check api_key, and that site is the Datadog site the key belongs to"
-            );
-            ApiKeyState::Invalid
-        }
-        Ok(Answer { status, .. }) => {
-            tracing::info!(
-                "forwarder: could not validate API key {key}: {url} answered {status}; continuing"
-            );
-            ApiKeyState::UnexpectedStatus(status.as_u16())
-        }
-        Err(SendFailure { message, .. }) => {
-            tracing::info!(
-                "forwarder: could not validate API key {key}: {url} is unreachable ({message}); continuing"
-            );
-            ApiKeyState::Unreachable(message)
-        }
-    };
-    *lock(&shared.stats.api_key) = state;
-    // The dispatcher re-checks its health with the verdict.
-    shared.wake.notify_one();
+        ApiKeyState::Invalid => tracing::warn!(
+            "forwarder: API key {key} is INVALID: {url} answered 403. The intake will reject every payload sent with it; check api_key, and that site is the Datadog site the key belongs to"
+        ),
+        ApiKeyState::UnexpectedStatus(status) => tracing::info!(
+            "forwarder: could not validate API key {key}: {url} answered {status}; continuing"
+        ),
+        ApiKeyState::Unreachable(message) => tracing::info!(
+            "forwarder: could not validate API key {key}: {url} is unreachable ({message}); continuing"
+        ),
+        ApiKeyState::NotChecked | ApiKeyState::Skipped(_) => {}
+    }
 }
 
 /// A request's end, reported to the dispatcher.
