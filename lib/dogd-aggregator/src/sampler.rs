@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use dogd_dogstatsd::context::{Context, ContextKey};
+use dogd_dogstatsd::context::{Context, ContextKey, ContextKeyMap, ContextKeySet};
 use dogd_dogstatsd::parse::MetricType;
 use dogd_dogstatsd::sample::{Sample, SampleValue};
 
@@ -103,7 +103,7 @@ struct Entry {
     state: State,
 }
 
-type Bucket = HashMap<ContextKey, Entry>;
+type Bucket = ContextKeyMap<Entry>;
 
 /// Counts of samples the sampler refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,16 +131,16 @@ struct Tracked {
 pub struct TimeSampler {
     config: SamplerConfig,
     buckets: BTreeMap<i64, Bucket>,
-    sketches: BTreeMap<i64, HashMap<ContextKey, (Arc<Context>, AgentSketch)>>,
+    sketches: BTreeMap<i64, ContextKeyMap<(Arc<Context>, AgentSketch)>>,
     /// Counter contexts and when they were last sampled (arrival time, Unix seconds).
-    counters: HashMap<ContextKey, (f64, Arc<Context>)>,
+    counters: ContextKeyMap<(f64, Arc<Context>)>,
     last_cutoff: i64,
     /// Timestamped samples (no-aggregation pipeline), as single-point series.
     unaggregated: Vec<Serie>,
     refused: Refused,
     limiter: Option<ContextLimiter>,
     /// Contexts counted by the limiter (empty without one).
-    tracked: HashMap<ContextKey, Tracked>,
+    tracked: ContextKeyMap<Tracked>,
 }
 
 impl TimeSampler {
@@ -148,11 +148,11 @@ impl TimeSampler {
     pub fn new(config: SamplerConfig) -> Self {
         Self {
             limiter: config.context_limit.as_ref().and_then(ContextLimiter::new),
-            tracked: HashMap::new(),
+            tracked: ContextKeyMap::default(),
             config,
             buckets: BTreeMap::new(),
             sketches: BTreeMap::new(),
-            counters: HashMap::new(),
+            counters: ContextKeyMap::default(),
             last_cutoff: 0,
             unaggregated: Vec::new(),
             refused: Refused::default(),
@@ -173,7 +173,7 @@ impl TimeSampler {
 
     /// Contexts held in open buckets plus counters still reporting zeros.
     pub fn live_contexts(&self) -> usize {
-        let mut keys: HashSet<ContextKey> = self.counters.keys().copied().collect();
+        let mut keys: ContextKeySet = self.counters.keys().copied().collect();
         for bucket in self.buckets.values() {
             keys.extend(bucket.keys().copied());
         }
@@ -224,8 +224,12 @@ impl TimeSampler {
             return;
         }
         if sample.metric_type == MetricType::Counter {
+            // Only a new counter takes a reference to its context; a known one just moves its
+            // last-seen time (no reference-count traffic per sample).
             self.counters
-                .insert(sample.key, (now, sample.context.clone()));
+                .entry(sample.key)
+                .and_modify(|(last_seen, _)| *last_seen = now)
+                .or_insert_with(|| (now, sample.context.clone()));
         }
         let Some(fresh) = State::new(sample.metric_type) else {
             return;
@@ -323,7 +327,7 @@ impl TimeSampler {
         let mut series: Vec<Serie> = Vec::new();
         // (type, context, suffix) → index in `series`: one series per signature, points appended.
         let mut by_signature: HashMap<(SeriesType, ContextKey, String), usize> = HashMap::new();
-        let mut expired_counters: HashSet<ContextKey> = HashSet::new();
+        let mut expired_counters = ContextKeySet::default();
 
         let closed: Vec<i64> = self
             .buckets
@@ -336,7 +340,7 @@ impl TimeSampler {
             .collect();
         if flushed.is_empty() && self.last_cutoff + interval <= cutoff {
             // Nothing arrived: counters still report their zeros, once per interval.
-            flushed.push((cutoff - interval, Bucket::new()));
+            flushed.push((cutoff - interval, Bucket::default()));
         }
         for (start, mut bucket) in flushed {
             self.zero_counters(start, &mut bucket, &mut expired_counters);
@@ -372,7 +376,7 @@ impl TimeSampler {
         }
         self.expire_tracked(now);
 
-        let mut sketch_points: HashMap<ContextKey, SketchSerie> = HashMap::new();
+        let mut sketch_points: ContextKeyMap<SketchSerie> = ContextKeyMap::default();
         let closed: Vec<i64> = self
             .sketches
             .range(..=cutoff - interval)
@@ -404,12 +408,7 @@ impl TimeSampler {
 
     /// Adds a 0 to every counter that has not expired (harmless where the counter has samples),
     /// and marks the expired ones for removal, as the agent's `countersSampleZeroValue`.
-    fn zero_counters(
-        &mut self,
-        start: i64,
-        bucket: &mut Bucket,
-        expired: &mut HashSet<ContextKey>,
-    ) {
+    fn zero_counters(&mut self, start: i64, bucket: &mut Bucket, expired: &mut ContextKeySet) {
         #[allow(clippy::cast_precision_loss, reason = "Unix seconds are exact in f64")]
         let start_f = start as f64;
         for (key, (last_sampled, context)) in &self.counters {

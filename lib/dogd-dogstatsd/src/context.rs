@@ -20,9 +20,16 @@ pub struct Context {
     pub host: Arc<str>,
 }
 
-/// The keys are already well-mixed hashes: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
+/// A hasher for maps keyed by [`ContextKey`]: the keys are already well-mixed hashes, so they
+/// are used as they are (SipHash over them again showed in the aggregator's per-sample cost).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityHasher(u64);
+
+/// A `HashMap` keyed by context key, without rehashing the key.
+pub type ContextKeyMap<V> = HashMap<ContextKey, V, BuildHasherDefault<IdentityHasher>>;
+
+/// A `HashSet` of context keys, without rehashing them.
+pub type ContextKeySet = HashSet<ContextKey, BuildHasherDefault<IdentityHasher>>;
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {
