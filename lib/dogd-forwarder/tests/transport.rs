@@ -430,6 +430,8 @@ async fn a_full_queue_drops_the_oldest_transactions() {
     let intake = Intake::start(&[]).await;
     let mut config = config(&intake.url());
     config.retry_queue_max_bytes = 250;
+    // One request at a time: the order of arrival is the order of dispatch.
+    config.max_concurrent_requests = 1;
     let forwarder = Forwarder::new(config, &Registry::new()).expect("forwarder");
     let handle = forwarder.handle();
     let status = forwarder.status();
@@ -457,8 +459,8 @@ async fn a_full_queue_drops_the_oldest_transactions() {
         .collect();
     assert_eq!(
         bodies,
-        [b'b', b'c'],
-        "the oldest (a) was dropped, the rest sent oldest first"
+        [b'c', b'b'],
+        "the oldest (a) was dropped, the rest sent newest first"
     );
     running.stop().await;
 }
@@ -537,14 +539,18 @@ async fn transactions_unsent_at_stop_go_to_disk_and_the_next_run_sends_them() {
     }
 
     let intake = Intake::start(&[]).await;
-    let running = Running::start(storage_config(&intake.url(), &dir)).await;
+    let mut config = storage_config(&intake.url(), &dir);
+    // One request at a time: the order of arrival is the order of dispatch.
+    config.max_concurrent_requests = 1;
+    let running = Running::start(config).await;
     eventually("both deliveries", || intake.posts().len() == 2).await;
     let bodies: Vec<Bytes> = intake
         .posts()
         .into_iter()
         .map(|request| request.body)
         .collect();
-    assert_eq!(bodies, [&b"first"[..], &b"second"[..]]);
+    // Newest first, as the agent retries.
+    assert_eq!(bodies, [&b"second"[..], &b"first"[..]]);
     let status = running.stop().await;
     assert_eq!(count(&status, "/transactions/sent"), 2);
     assert_eq!(count(&status, "/disk_queue/files"), 0);

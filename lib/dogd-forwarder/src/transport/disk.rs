@@ -328,9 +328,9 @@ impl DiskStore {
         self.bytes
     }
 
-    /// Size of the oldest file, the next one [`DiskStore::take_oldest`] reads.
+    /// Size of the newest file, the next one [`DiskStore::take_newest`] reads.
     pub(crate) fn next_size(&self) -> Option<u64> {
-        self.files.front().map(|(_, size)| *size)
+        self.files.back().map(|(_, size)| *size)
     }
 
     /// Writes transactions (oldest first) to new files of about `chunk_bytes` each, removing the
@@ -427,11 +427,12 @@ impl DiskStore {
         count
     }
 
-    /// Reads and removes the oldest file. A file that cannot be decoded is renamed `.corrupt` and
-    /// the next one is tried.
-    pub(crate) fn take_oldest(&mut self) -> Loaded {
+    /// Reads and removes the newest file (the agent reads its disk queue back newest first too,
+    /// matching the send order). A file that cannot be decoded is renamed `.corrupt` and the next
+    /// one is tried.
+    pub(crate) fn take_newest(&mut self) -> Loaded {
         let mut loaded = Loaded::default();
-        while let Some((path, size)) = self.files.pop_front() {
+        while let Some((path, size)) = self.files.pop_back() {
             self.bytes = self.bytes.saturating_sub(size);
             let result = fs::read(&path)
                 .map_err(|error| format!("cannot read it: {error}"))
@@ -606,7 +607,9 @@ mod tests {
             .expect("store");
         assert_eq!(stored.dropped, 1);
         assert_eq!(store.files(), 3);
-        let first = store.take_oldest();
-        assert_eq!(&first.transactions[0].body[..], &[1; 100]);
+        let newest = store.take_newest();
+        assert_eq!(&newest.transactions[0].body[..], &[9; 100]);
+        let next = store.take_newest();
+        assert_eq!(&next.transactions[0].body[..], &[2; 100]);
     }
 }

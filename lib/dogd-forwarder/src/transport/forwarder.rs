@@ -716,8 +716,9 @@ impl Dispatcher {
         }
     }
 
-    /// Sends the oldest transaction of each endpoint the breaker lets through, up to the
-    /// concurrency limit.
+    /// Sends the newest transaction of the endpoints the breaker lets through, up to the
+    /// concurrency limit. Newest first, as the agent orders its retries: after an outage the
+    /// current data reaches dashboards first and the backlog follows.
     fn dispatch(&mut self) {
         let now = Instant::now();
         while self.in_flight < self.max_in_flight {
@@ -729,12 +730,12 @@ impl Dispatcher {
                     .filter_map(|endpoint| {
                         state
                             .queue
-                            .front_created(endpoint)
+                            .back_created(endpoint)
                             .map(|created| (endpoint, created))
                     })
-                    .min_by_key(|(_, created)| *created)
+                    .max_by_key(|(_, created)| *created)
                     .map(|(endpoint, _)| endpoint);
-                let item = pick.and_then(|endpoint| state.queue.pop_front(endpoint));
+                let item = pick.and_then(|endpoint| state.queue.pop_back(endpoint));
                 if item.is_some() {
                     self.shared.publish_queue(&state);
                 }
@@ -1051,7 +1052,7 @@ impl Dispatcher {
             if queued > 0 && !fits {
                 break;
             }
-            let Some(loaded) = with_disk(&disk, DiskStore::take_oldest).await else {
+            let Some(loaded) = with_disk(&disk, DiskStore::take_newest).await else {
                 break;
             };
             if !loaded.corrupt.is_empty() {

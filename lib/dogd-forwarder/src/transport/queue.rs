@@ -1,7 +1,8 @@
 //! The in-memory queue: one deque per endpoint, each ordered by creation time, with a byte total.
 //!
-//! Per-endpoint deques let the dispatcher skip a blocked endpoint in O(1) and still send the oldest
-//! transaction of the others first; eviction compares the four fronts to find the oldest overall.
+//! Per-endpoint deques let the dispatcher skip a blocked endpoint in O(1) and still send the newest
+//! transaction of the others first (as the agent sorts its retries: fresh data matters most after
+//! an outage); eviction compares the four fronts to find the oldest overall.
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
@@ -47,6 +48,21 @@ impl Queue {
         self.per_endpoint[endpoint.index()]
             .front()
             .map(|item| item.tx.created_at)
+    }
+
+    /// Creation time of the newest transaction for `endpoint`.
+    pub(crate) fn back_created(&self, endpoint: Endpoint) -> Option<SystemTime> {
+        self.per_endpoint[endpoint.index()]
+            .back()
+            .map(|item| item.tx.created_at)
+    }
+
+    /// Takes the newest transaction for `endpoint`.
+    pub(crate) fn pop_back(&mut self, endpoint: Endpoint) -> Option<Queued> {
+        let item = self.per_endpoint[endpoint.index()].pop_back()?;
+        self.bytes -= item.tx.size();
+        self.len -= 1;
+        Some(item)
     }
 
     /// Takes the oldest transaction for `endpoint`.
