@@ -223,7 +223,16 @@ impl Daemon {
         let flush_sink: Arc<dyn FlushSink> =
             match ForwarderConfig::from_config(&config, &general.run_path, BUILD.version)? {
                 Some(forwarder_config) => {
-                    tracing::info!("forwarding to {}", forwarder_config.base_url);
+                    match forwarder_config
+                        .proxy
+                        .for_target(&forwarder_config.base_url)
+                    {
+                        Some(proxy) => tracing::info!(
+                            "forwarding to {} through proxy {proxy}",
+                            forwarder_config.base_url
+                        ),
+                        None => tracing::info!("forwarding to {}", forwarder_config.base_url),
+                    }
                     let forwarder = Forwarder::new(forwarder_config, &telemetry)?;
                     let sink = ForwardingSink::new(
                         Serializer::from_config(&config, &hostname)?,

@@ -138,6 +138,24 @@ pub static KEYS: &[KeySpec] = &[
         "Overrides the metrics intake URL derived from `site`.",
     ),
     key(
+        "proxy.https",
+        Kind::Str,
+        Default::Unset,
+        "HTTP proxy (`http://[user:password@]host:port`) that https intake connections are tunnelled through (CONNECT).",
+    ),
+    key(
+        "proxy.http",
+        Kind::Str,
+        Default::Unset,
+        "HTTP proxy for http:// intake URLs, tunnelled the same way.",
+    ),
+    key(
+        "proxy.no_proxy",
+        Kind::StrList,
+        Default::EmptyList,
+        "Hosts or domains reached without the proxy (`*` for all).",
+    ),
+    key(
         "hostname",
         Kind::Str,
         Default::Unset,

@@ -14,6 +14,6 @@ pub use local_sink::{LocalSink, LocalSinkError, LocalSinkStatus};
 pub use serialize::{Compression, Limits, Serializer};
 pub use sink::ForwardingSink;
 pub use transport::{
-    Endpoint, Forwarder, ForwarderConfig, ForwarderError, ForwarderHandle, ForwarderStatus,
-    StorageConfig, Transaction,
+    Endpoint, Forwarder, ForwarderConfig, ForwarderError, ForwarderHandle, ForwarderStatus, Proxy,
+    ProxyConfig, StorageConfig, Transaction,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use dogd_config::{Config, ConfigError};
 
 use crate::serialize::{Compression, Limits, Serializer};
-use crate::transport::{ForwarderConfig, ForwarderError, StorageConfig};
+use crate::transport::{ForwarderConfig, ForwarderError, Proxy, ProxyConfig, StorageConfig};
 
 impl ForwarderConfig {
     /// The forwarder's settings, or `None` when no `api_key` is set (flushes then go to the local
@@ -43,6 +43,7 @@ impl ForwarderConfig {
             u32::try_from(config.get_int("forwarder_recovery_interval")?).unwrap_or(u32::MAX);
         forwarder.recovery_reset = config.get_bool("forwarder_recovery_reset")?;
         forwarder.max_concurrent_requests = count(config, "forwarder_max_concurrent_requests")?;
+        forwarder.proxy = proxy_config(config)?;
         let minutes = config.get_int("forwarder_apikey_validation_interval")?;
         forwarder.api_key_validation_interval =
             Duration::from_secs(u64::try_from(minutes).unwrap_or(60).saturating_mul(60));
@@ -65,6 +66,38 @@ impl ForwarderConfig {
             .validate()
             .map_err(|error| to_config_error(config, error))?;
         Ok(Some(forwarder))
+    }
+}
+
+/// `proxy.https`, `proxy.http` and `proxy.no_proxy`; an empty string is no proxy.
+fn proxy_config(config: &Config) -> Result<ProxyConfig, ConfigError> {
+    let proxy = |key: &str| -> Result<Option<Proxy>, ConfigError> {
+        match config.get_string(key)? {
+            Some(raw) if !raw.trim().is_empty() => Proxy::parse(raw.trim())
+                .map(Some)
+                .map_err(|reason| config.invalid_value(key, without_credentials(&raw), reason)),
+            _ => Ok(None),
+        }
+    };
+    Ok(ProxyConfig {
+        https: proxy("proxy.https")?,
+        http: proxy("proxy.http")?,
+        no_proxy: config.get_string_list("proxy.no_proxy")?,
+    })
+}
+
+/// A proxy URL for messages: the password (and user) never appear in an error.
+fn without_credentials(raw: &str) -> String {
+    match raw.rsplit_once('@') {
+        Some((before, address)) => {
+            let scheme = before.split_once("://").map_or("", |(scheme, _)| scheme);
+            if scheme.is_empty() {
+                format!("***@{address}")
+            } else {
+                format!("{scheme}://***@{address}")
+            }
+        }
+        None => raw.to_owned(),
     }
 }
 
@@ -172,6 +205,40 @@ mod tests {
             .to_string();
         assert!(error.contains("dd_url"), "{error}");
         assert!(error.contains("datadog.yaml"), "{error}");
+    }
+
+    #[test]
+    fn proxy_settings_come_from_the_agent_keys_and_environment() {
+        let env = Environment::from_pairs([("DD_PROXY_HTTPS", "http://user:secret@proxy:3128")]);
+        let config = Config::from_yaml(
+            Path::new("datadog.yaml"),
+            "api_key: abcdefabcdefabcdefabcdefabcdef12\nproxy:\n  no_proxy: [localhost, .corp]\n",
+            &env,
+        )
+        .expect("valid config");
+        let forwarder = ForwarderConfig::from_config(&config, Path::new("/run"), "7.1.2")
+            .expect("valid")
+            .expect("an api key is set");
+        let https = forwarder
+            .proxy
+            .https
+            .expect("proxy.https from DD_PROXY_HTTPS");
+        assert_eq!(https.to_string(), "http://proxy:3128");
+        assert_eq!(forwarder.proxy.http, None);
+        assert_eq!(forwarder.proxy.no_proxy, ["localhost", ".corp"]);
+    }
+
+    #[test]
+    fn rejects_an_unusable_proxy_without_printing_its_password() {
+        let config = parse(
+            "api_key: abcdefabcdefabcdefabcdefabcdef12\nproxy:\n  https: socks5://user:secret@proxy:1080\n",
+        );
+        let error = ForwarderConfig::from_config(&config, Path::new("/run"), "7.1.2")
+            .expect_err("socks is not supported")
+            .to_string();
+        assert!(error.contains("proxy.https"), "{error}");
+        assert!(error.contains("scheme"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
     }
 
     #[test]

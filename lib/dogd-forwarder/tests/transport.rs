@@ -16,7 +16,7 @@ use dogd_api::StatusProvider as _;
 use dogd_core::{HealthRegistry, StopRequest, Supervisor};
 use dogd_forwarder::transport::{
     AGENT_PAYLOAD_VERSION, CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, Endpoint, Forwarder,
-    ForwarderConfig, ForwarderStatus, StorageConfig, Transaction,
+    ForwarderConfig, ForwarderStatus, Proxy, ProxyConfig, StorageConfig, Transaction,
 };
 use dogd_telemetry::Registry;
 use serde_json::Value;
@@ -717,4 +717,155 @@ async fn with_a_disk_queue_a_full_queue_spills_its_oldest_to_disk_instead_of_dro
     assert_eq!(bodies, b"abcde");
     let status = running.stop().await;
     assert_eq!(count(&status, "/disk_queue/files"), 0, "{status}");
+}
+
+/// A CONNECT-only HTTP proxy: records the head of each CONNECT, answers 407 when it wants
+/// credentials it did not get, and otherwise relays bytes both ways to the asked-for address.
+struct ConnectProxy {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl ConnectProxy {
+    async fn start(required_authorization: Option<&'static str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        let Ok(byte) = client.read_u8().await else {
+                            return;
+                        };
+                        head.push(byte);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    seen.lock().expect("lock").push(head.clone());
+                    if let Some(expected) = required_authorization {
+                        let given = head.lines().any(|line| {
+                            line.to_ascii_lowercase()
+                                .strip_prefix("proxy-authorization: ")
+                                .is_some_and(|value| value == expected.to_ascii_lowercase())
+                        });
+                        if !given {
+                            let _ = client
+                                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                    let target = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    };
+                    if client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        Self { addr, heads, task }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn proxied(config: &mut ForwarderConfig, proxy: &str, no_proxy: &[&str]) {
+    config.proxy = ProxyConfig {
+        http: Some(Proxy::parse(proxy).expect("proxy URL")),
+        https: None,
+        no_proxy: no_proxy.iter().map(|host| (*host).to_owned()).collect(),
+    };
+}
+
+#[tokio::test]
+async fn payloads_go_through_the_proxy_tunnel_with_its_credentials() {
+    // base64("dd:s3cret")
+    let proxy = ConnectProxy::start(Some("Basic ZGQ6czNjcmV0")).await;
+    let intake = Intake::start(&[]).await;
+    let mut config = config(&intake.url());
+    proxied(
+        &mut config,
+        &format!("http://dd:s3cret@{}", proxy.addr),
+        &[],
+    );
+    let running = Running::start(config).await;
+    running
+        .handle
+        .submit(vec![transaction(Endpoint::Series, b"tunnelled")]);
+    eventually("the delivery", || intake.posts().len() == 1).await;
+    assert_eq!(&intake.posts()[0].body[..], b"tunnelled");
+    let intake_authority = intake.url().trim_start_matches("http://").to_owned();
+    let heads = proxy.heads();
+    assert!(
+        heads
+            .iter()
+            .any(|head| head.starts_with(&format!("CONNECT {intake_authority} HTTP/1.1\r\n"))),
+        "{heads:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_proxy_that_wants_credentials_is_reported_and_the_payload_kept_for_retry() {
+    let proxy = ConnectProxy::start(Some("Basic ZGQ6czNjcmV0")).await;
+    let intake = Intake::start(&[]).await;
+    let mut config = config(&intake.url());
+    proxied(&mut config, &proxy.addr.to_string(), &[]);
+    let running = Running::start(config).await;
+    running
+        .handle
+        .submit(vec![transaction(Endpoint::Series, b"blocked")]);
+    eventually("the proxy's refusal in the status", || {
+        running.status()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("wants credentials"))
+    })
+    .await;
+    assert!(intake.posts().is_empty());
+    let status = running.status();
+    assert_eq!(count(&status, "/transactions/dropped"), 0, "{status}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn hosts_in_no_proxy_are_reached_directly() {
+    let proxy = ConnectProxy::start(None).await;
+    let intake = Intake::start(&[]).await;
+    let mut config = config(&intake.url());
+    proxied(&mut config, &proxy.addr.to_string(), &["127.0.0.1"]);
+    let running = Running::start(config).await;
+    running
+        .handle
+        .submit(vec![transaction(Endpoint::Series, b"direct")]);
+    eventually("the delivery", || intake.posts().len() == 1).await;
+    assert!(proxy.heads().is_empty(), "{:?}", proxy.heads());
+    running.stop().await;
 }

@@ -22,6 +22,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::error::ForwarderError;
+use super::proxy::{ProxyConfig, open_tunnel};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,15 +55,21 @@ pub(crate) fn tls_config() -> Result<Arc<ClientConfig>, ForwarderError> {
     Ok(Arc::new(config))
 }
 
-/// Opens TCP connections, and TLS over them for `https` URLs.
+/// Opens TCP connections (directly, or a tunnel through the configured proxy), and TLS over them
+/// for `https` URLs.
 #[derive(Clone)]
 pub(crate) struct IntakeConnector {
     http: HttpConnector,
     tls: Option<TlsConnector>,
+    proxy: Arc<ProxyConfig>,
 }
 
 impl IntakeConnector {
-    pub(crate) fn new(tls: Option<Arc<ClientConfig>>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        tls: Option<Arc<ClientConfig>>,
+        connect_timeout: Duration,
+        proxy: Arc<ProxyConfig>,
+    ) -> Self {
         let mut http = HttpConnector::new();
         // We decide the scheme; HttpConnector alone would refuse https URLs.
         http.enforce_http(false);
@@ -72,6 +79,7 @@ impl IntakeConnector {
         Self {
             http,
             tls: tls.map(TlsConnector::from),
+            proxy,
         }
     }
 }
@@ -88,9 +96,29 @@ impl tower_service::Service<Uri> for IntakeConnector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let https = uri.scheme_str() == Some("https");
         let tls = self.tls.clone();
-        let connecting = tower_service::Service::call(&mut self.http, uri.clone());
+        let proxy = self.proxy.for_target(&uri).cloned();
+        let first_hop = match &proxy {
+            Some(proxy) => {
+                let (host, port) = proxy.address();
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                format!("http://{host}:{port}").parse::<Uri>()
+            }
+            None => Ok(uri.clone()),
+        };
+        let connecting = first_hop.map(|hop| tower_service::Service::call(&mut self.http, hop));
         Box::pin(async move {
-            let tcp = connecting.await?;
+            let mut tcp = connecting?.await?;
+            if let Some(proxy) = proxy {
+                let host = uri.host().ok_or("URL without a host")?;
+                let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+                let mut stream = tcp.into_inner();
+                open_tunnel(&mut stream, &proxy, &format!("{host}:{port}")).await?;
+                tcp = TokioIo::new(stream);
+            }
             if !https {
                 return Ok(IntakeStream::Plain(tcp));
             }
@@ -209,10 +237,14 @@ pub(crate) struct IntakeClient {
 }
 
 impl IntakeClient {
-    pub(crate) fn new(tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        tls: Option<Arc<ClientConfig>>,
+        timeout: Duration,
+        proxy: Arc<ProxyConfig>,
+    ) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(IntakeConnector::new(tls, timeout));
+            .build(IntakeConnector::new(tls, timeout, proxy));
         Self { client, timeout }
     }
 
@@ -323,7 +355,7 @@ mod tests {
                 .await;
         });
 
-        let client = IntakeClient::new(Some(client_config), Duration::from_secs(5));
+        let client = IntakeClient::new(Some(client_config), Duration::from_secs(5), Arc::default());
         let request = Request::post(format!("https://localhost:{port}/api/v2/series"))
             .body(Full::new(Bytes::from_static(b"payload")))
             .expect("request");
@@ -344,7 +376,11 @@ mod tests {
             let _ = acceptor.accept(tcp).await;
         });
         // The production config: system or Mozilla roots, which do not include our certificate.
-        let client = IntakeClient::new(Some(tls_config().expect("tls")), Duration::from_secs(5));
+        let client = IntakeClient::new(
+            Some(tls_config().expect("tls")),
+            Duration::from_secs(5),
+            Arc::default(),
+        );
         let request = Request::post(format!("https://localhost:{port}/api/v2/series"))
             .body(Full::new(Bytes::new()))
             .expect("request");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::Uri;
 
 use super::error::ForwarderError;
+use super::proxy::ProxyConfig;
 
 /// The forwarder's settings. [`ForwarderConfig::new`] fills every tunable with the agent's default.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct ForwarderConfig {
     pub validate_api_key: bool,
     /// Time between those checks (`forwarder_apikey_validation_interval`, minutes, default 60).
     pub api_key_validation_interval: Duration,
+    /// Proxies to the intake (`proxy.https`, `proxy.http`, `proxy.no_proxy`; default none).
+    pub proxy: ProxyConfig,
     /// How long stop keeps sending queued transactions before writing the rest to disk (default
     /// 5 s). Keep it well under the supervisor's `shutdown_timeout`.
     pub drain_timeout: Duration,
@@ -143,6 +146,7 @@ impl ForwarderConfig {
             storage: None,
             validate_api_key: true,
             api_key_validation_interval: Self::DEFAULT_API_KEY_VALIDATION_INTERVAL,
+            proxy: ProxyConfig::default(),
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
         }
     }

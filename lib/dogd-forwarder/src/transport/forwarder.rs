@@ -320,8 +320,9 @@ impl Forwarder {
         } else {
             None
         };
-        let client = IntakeClient::new(tls.clone(), config.timeout);
-        let validate_client = IntakeClient::new(tls, config.timeout.min(VALIDATE_TIMEOUT));
+        let proxy = Arc::new(config.proxy.clone());
+        let client = IntakeClient::new(tls.clone(), config.timeout, proxy.clone());
+        let validate_client = IntakeClient::new(tls, config.timeout.min(VALIDATE_TIMEOUT), proxy);
 
         let metrics = Metrics::register(registry, &domain)?;
         let stats = Stats::default();

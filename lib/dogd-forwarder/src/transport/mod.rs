@@ -29,6 +29,7 @@ mod config;
 mod disk;
 mod error;
 mod forwarder;
+mod proxy;
 mod queue;
 mod status;
 mod telemetry;
@@ -40,6 +41,7 @@ use bytes::Bytes;
 pub use config::{ForwarderConfig, StorageConfig};
 pub use error::ForwarderError;
 pub use forwarder::{Forwarder, ForwarderHandle};
+pub use proxy::{Proxy, ProxyConfig};
 pub use status::ForwarderStatus;
 
 /// `Content-Type` of protobuf payloads (series v2, sketches).
