@@ -140,7 +140,8 @@ fn config_check_prints_effective_values_with_sources() {
     let path = home.path().join("datadog.yaml");
     std::fs::write(
         &path,
-        "api_key: 0123456789abcdef0123456789abcdef\nsite: datadoghq.eu\n",
+        "api_key: 0123456789abcdef0123456789abcdef\nsite: datadoghq.eu\n\
+         proxy:\n  https: http://dd:Pr0xyPassw0rd@proxy.corp:3128\n",
     )
     .expect("config");
     let output = dogd_command(home.path())
@@ -162,6 +163,12 @@ fn config_check_prints_effective_values_with_sources() {
         format!("{}bcdef", "*".repeat(27))
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("0123456789abcdef"));
+    // Credentials inside other values (a proxy URL) go through the scrubber.
+    assert_eq!(
+        settings["proxy.https"]["value"],
+        "http://dd:********@proxy.corp:3128"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("Pr0xyPassw0rd"));
 }
 
 #[test]

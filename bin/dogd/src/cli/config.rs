@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use dogd_config::{Config, schema};
+use dogd_scrubber::Scrubber;
 use serde_json::Value;
 
 /// Arguments of `dogd config check`.
@@ -41,6 +42,10 @@ fn shown(key: &str, value: &Value) -> String {
 }
 
 pub(crate) fn check(config: &Config, args: &CheckArgs) -> ExitCode {
+    // What leaves the process goes through the scrubber, like every other config dump: keys not
+    // marked secret can still hold credentials (`http://user:password@proxy`).
+    let scrubber = Scrubber::new();
+    scrubber.add_known_secrets(config.secret_values());
     let settings = config.settings();
     if args.json {
         let entries: serde_json::Map<String, Value> = settings
@@ -58,7 +63,7 @@ pub(crate) fn check(config: &Config, args: &CheckArgs) -> ExitCode {
             "config_file": config.file_path().map(|path| path.display().to_string()),
             "settings": entries,
         });
-        super::emit(&format!("{doc:#}\n"));
+        super::emit(&scrubber.scrub_str(&format!("{doc:#}\n")));
         return ExitCode::SUCCESS;
     }
     let mut out = String::new();
@@ -81,6 +86,6 @@ pub(crate) fn check(config: &Config, args: &CheckArgs) -> ExitCode {
             setting.source
         );
     }
-    super::emit(&out);
+    super::emit(&scrubber.scrub_str(&out));
     ExitCode::SUCCESS
 }
