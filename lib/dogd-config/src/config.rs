@@ -679,9 +679,14 @@ fn env_value(
     env: &Environment,
     secrets: &SecretValues,
 ) -> Result<Option<(Value, String)>, ConfigError> {
-    let var = spec.env_var();
     // An empty variable counts as unset, as with the agent's env binding.
-    let Some(text) = env.get(&var).filter(|text| !text.is_empty()) else {
+    let set = std::iter::once(spec.env_var())
+        .chain(spec.fallback_env.iter().map(|name| (*name).to_owned()))
+        .find_map(|var| {
+            let text = env.get(&var).filter(|text| !text.is_empty())?;
+            Some((var, text))
+        });
+    let Some((var, text)) = set else {
         return Ok(None);
     };
     let text = secret_handle(text)

@@ -75,6 +75,10 @@ pub struct KeySpec {
     pub secret: bool,
     /// What the key controls.
     pub doc: &'static str,
+    /// Standard variables read, in order, when the `DD_` one is unset (the proxy keys read
+    /// `HTTPS_PROXY` and friends, as the agent does). Like the `DD_` variable they win over the
+    /// file.
+    pub fallback_env: &'static [&'static str],
 }
 
 impl KeySpec {
@@ -101,6 +105,7 @@ const fn key(key: &'static str, kind: Kind, default: Default, doc: &'static str)
         default,
         secret: false,
         doc,
+        fallback_env: &[],
     }
 }
 
@@ -111,6 +116,14 @@ const fn secret(key: &'static str, doc: &'static str) -> KeySpec {
         default: Default::Unset,
         secret: true,
         doc,
+        fallback_env: &[],
+    }
+}
+
+impl KeySpec {
+    const fn or_env(mut self, names: &'static [&'static str]) -> Self {
+        self.fallback_env = names;
+        self
     }
 }
 
@@ -142,19 +155,22 @@ pub static KEYS: &[KeySpec] = &[
         Kind::Str,
         Default::Unset,
         "HTTP proxy (`http://[user:password@]host:port`) that https intake connections are tunnelled through (CONNECT).",
-    ),
+    )
+    .or_env(&["HTTPS_PROXY", "https_proxy"]),
     key(
         "proxy.http",
         Kind::Str,
         Default::Unset,
         "HTTP proxy for http:// intake URLs, tunnelled the same way.",
-    ),
+    )
+    .or_env(&["HTTP_PROXY", "http_proxy"]),
     key(
         "proxy.no_proxy",
         Kind::StrList,
         Default::EmptyList,
         "Hosts or domains reached without the proxy (`*` for all).",
-    ),
+    )
+    .or_env(&["NO_PROXY", "no_proxy"]),
     key(
         "hostname",
         Kind::Str,

@@ -82,7 +82,15 @@ fn proxy_config(config: &Config) -> Result<ProxyConfig, ConfigError> {
     Ok(ProxyConfig {
         https: proxy("proxy.https")?,
         http: proxy("proxy.http")?,
-        no_proxy: config.get_string_list("proxy.no_proxy")?,
+        // `NO_PROXY` separates with commas, `DD_PROXY_NO_PROXY` and YAML lists do not.
+        no_proxy: config
+            .get_string_list("proxy.no_proxy")?
+            .iter()
+            .flat_map(|entry| entry.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -226,6 +234,42 @@ mod tests {
         assert_eq!(https.to_string(), "http://proxy:3128");
         assert_eq!(forwarder.proxy.http, None);
         assert_eq!(forwarder.proxy.no_proxy, ["localhost", ".corp"]);
+    }
+
+    #[test]
+    fn standard_proxy_variables_apply_when_the_dd_ones_are_unset() {
+        let yaml =
+            "api_key: abcdefabcdefabcdefabcdefabcdef12\nproxy:\n  https: http://from-file:1\n";
+        let load = |pairs: &[(&str, &str)]| {
+            let env = Environment::from_pairs(pairs.iter().copied());
+            let config = Config::from_yaml(Path::new("datadog.yaml"), yaml, &env).expect("valid");
+            ForwarderConfig::from_config(&config, Path::new("/run"), "7.1.2")
+                .expect("valid")
+                .expect("an api key is set")
+                .proxy
+        };
+        let standard = load(&[
+            ("HTTPS_PROXY", "http://corp-proxy:3128"),
+            ("NO_PROXY", "localhost,.internal"),
+        ]);
+        assert_eq!(
+            standard.https.map(|proxy| proxy.to_string()).as_deref(),
+            Some("http://corp-proxy:3128")
+        );
+        assert_eq!(standard.no_proxy, ["localhost", ".internal"]);
+        let dd_wins = load(&[
+            ("HTTPS_PROXY", "http://corp-proxy:3128"),
+            ("DD_PROXY_HTTPS", "http://dd-proxy:8080"),
+        ]);
+        assert_eq!(
+            dd_wins.https.map(|proxy| proxy.to_string()).as_deref(),
+            Some("http://dd-proxy:8080")
+        );
+        let file_only = load(&[]);
+        assert_eq!(
+            file_only.https.map(|proxy| proxy.to_string()).as_deref(),
+            Some("http://from-file:1")
+        );
     }
 
     #[test]

@@ -719,8 +719,18 @@ async fn with_a_disk_queue_a_full_queue_spills_its_oldest_to_disk_instead_of_dro
     assert_eq!(count(&status, "/disk_queue/files"), 0, "{status}");
 }
 
+/// The intake's name as seen through the proxy: only the proxy resolves it (to 127.0.0.1), as a
+/// real proxy resolves names the client cannot. Loopback addresses are never proxied.
+const PROXIED_INTAKE_HOST: &str = "intake.dogd.test";
+
+/// The fake intake's URL by the name only the proxy knows.
+fn proxied_url(intake: &Intake) -> String {
+    format!("http://{PROXIED_INTAKE_HOST}:{}", intake.addr.port())
+}
+
 /// A CONNECT-only HTTP proxy: records the head of each CONNECT, answers 407 when it wants
-/// credentials it did not get, and otherwise relays bytes both ways to the asked-for address.
+/// credentials it did not get, and otherwise relays bytes both ways to the asked-for address
+/// (with [`PROXIED_INTAKE_HOST`] resolved to 127.0.0.1).
 struct ConnectProxy {
     addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
@@ -767,7 +777,7 @@ impl ConnectProxy {
                         .split_whitespace()
                         .nth(1)
                         .unwrap_or_default()
-                        .to_owned();
+                        .replace(PROXIED_INTAKE_HOST, "127.0.0.1");
                     let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
                         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                         return;
@@ -810,7 +820,7 @@ async fn payloads_go_through_the_proxy_tunnel_with_its_credentials() {
     // base64("dd:s3cret")
     let proxy = ConnectProxy::start(Some("Basic ZGQ6czNjcmV0")).await;
     let intake = Intake::start(&[]).await;
-    let mut config = config(&intake.url());
+    let mut config = config(&proxied_url(&intake));
     proxied(
         &mut config,
         &format!("http://dd:s3cret@{}", proxy.addr),
@@ -822,7 +832,9 @@ async fn payloads_go_through_the_proxy_tunnel_with_its_credentials() {
         .submit(vec![transaction(Endpoint::Series, b"tunnelled")]);
     eventually("the delivery", || intake.posts().len() == 1).await;
     assert_eq!(&intake.posts()[0].body[..], b"tunnelled");
-    let intake_authority = intake.url().trim_start_matches("http://").to_owned();
+    let intake_authority = proxied_url(&intake)
+        .trim_start_matches("http://")
+        .to_owned();
     let heads = proxy.heads();
     assert!(
         heads
@@ -837,7 +849,7 @@ async fn payloads_go_through_the_proxy_tunnel_with_its_credentials() {
 async fn a_proxy_that_wants_credentials_is_reported_and_the_payload_kept_for_retry() {
     let proxy = ConnectProxy::start(Some("Basic ZGQ6czNjcmV0")).await;
     let intake = Intake::start(&[]).await;
-    let mut config = config(&intake.url());
+    let mut config = config(&proxied_url(&intake));
     proxied(&mut config, &proxy.addr.to_string(), &[]);
     let running = Running::start(config).await;
     running
@@ -859,12 +871,34 @@ async fn a_proxy_that_wants_credentials_is_reported_and_the_payload_kept_for_ret
 async fn hosts_in_no_proxy_are_reached_directly() {
     let proxy = ConnectProxy::start(None).await;
     let intake = Intake::start(&[]).await;
-    let mut config = config(&intake.url());
-    proxied(&mut config, &proxy.addr.to_string(), &["127.0.0.1"]);
+    let mut config = config(&proxied_url(&intake));
+    // The name is only resolvable by the proxy: reached directly, the send fails on DNS.
+    proxied(&mut config, &proxy.addr.to_string(), &[".dogd.test"]);
     let running = Running::start(config).await;
     running
         .handle
         .submit(vec![transaction(Endpoint::Series, b"direct")]);
+    eventually("the direct attempt to fail", || {
+        running.status()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(PROXIED_INTAKE_HOST))
+    })
+    .await;
+    assert!(proxy.heads().is_empty(), "{:?}", proxy.heads());
+    assert!(intake.posts().is_empty());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn loopback_intakes_are_never_proxied() {
+    let proxy = ConnectProxy::start(None).await;
+    let intake = Intake::start(&[]).await;
+    let mut config = config(&intake.url());
+    proxied(&mut config, &proxy.addr.to_string(), &[]);
+    let running = Running::start(config).await;
+    running
+        .handle
+        .submit(vec![transaction(Endpoint::Series, b"local")]);
     eventually("the delivery", || intake.posts().len() == 1).await;
     assert!(proxy.heads().is_empty(), "{:?}", proxy.heads());
     running.stop().await;

@@ -139,13 +139,21 @@ impl ProxyConfig {
         self.http.is_some() || self.https.is_some()
     }
 
-    /// The proxy to reach `uri` through, if any.
+    /// The proxy to reach `uri` through, if any. `localhost` and loopback addresses are always
+    /// reached directly, as the agent's Go proxy function does.
     pub fn for_target(&self, uri: &Uri) -> Option<&Proxy> {
         let proxy = match uri.scheme_str() {
             Some("https") => self.https.as_ref(),
             _ => self.http.as_ref(),
         }?;
         let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+        if host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        {
+            return None;
+        }
         let bypassed = self.no_proxy.iter().any(|entry| {
             let entry = entry.trim();
             let domain = entry.trim_start_matches('.');
@@ -271,7 +279,10 @@ mod tests {
         assert!(!through("https://intake.corp.example"));
         assert!(!through("https://app.datadoghq.eu"));
         assert!(through("https://notdatadoghq.eu"));
+        // Loopback is never proxied.
+        assert!(!through("https://127.0.0.1:8443"));
+        assert!(!through("https://[::1]:8443"));
         // No http proxy set: http URLs go direct.
-        assert!(!through("http://127.0.0.1:8080"));
+        assert!(!through("http://intake.example:8080"));
     }
 }
