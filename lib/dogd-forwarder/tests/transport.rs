@@ -832,6 +832,14 @@ async fn payloads_go_through_the_proxy_tunnel_with_its_credentials() {
         .submit(vec![transaction(Endpoint::Series, b"tunnelled")]);
     eventually("the delivery", || intake.posts().len() == 1).await;
     assert_eq!(&intake.posts()[0].body[..], b"tunnelled");
+    // The status names the proxy, never its credentials.
+    let status = running.status();
+    assert_eq!(
+        status["proxy"],
+        format!("http://{}", proxy.addr),
+        "{status}"
+    );
+    assert!(!status.to_string().contains("s3cret"), "{status}");
     let intake_authority = proxied_url(&intake)
         .trim_start_matches("http://")
         .to_owned();

@@ -66,6 +66,8 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     /// The base URL without trailing slash (the `domain` label, as the agent's).
     pub(crate) domain: String,
+    /// The proxy the intake is reached through (credentials left out), for the status.
+    pub(crate) proxy: Option<String>,
     pub(crate) api_key_redacted: String,
     pub(crate) max_bytes: usize,
     /// Set once the disk queue is open: a full queue then spills instead of dropping.
@@ -332,6 +334,10 @@ impl Forwarder {
             disk.max_bytes = storage.max_bytes;
         }
         let shared = Arc::new(Shared {
+            proxy: config
+                .proxy
+                .for_target(&config.base_url)
+                .map(ToString::to_string),
             domain,
             api_key_redacted: dogd_config::redact(config.api_key.trim()),
             max_bytes: config.retry_queue_max_bytes,

@@ -172,6 +172,7 @@ impl dogd_api::StatusProvider for ForwarderStatus {
         };
         json!({
             "endpoint": shared.domain,
+            "proxy": shared.proxy,
             "api_key": {
                 "key": shared.api_key_redacted,
                 "validation": lock(&stats.api_key).to_json(),
