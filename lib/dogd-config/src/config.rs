@@ -679,7 +679,24 @@ fn env_value(
     env: &Environment,
     secrets: &SecretValues,
 ) -> Result<Option<(Value, String)>, ConfigError> {
-    // An empty variable counts as unset, as with the agent's env binding.
+    // Keys with standard fallbacks (the proxy keys) follow the agent's proxy loading: a `DD_`
+    // variable set to the empty string is a value (no proxy), winning over the fallbacks and
+    // the file.
+    if !spec.fallback_env.is_empty() {
+        let var = spec.env_var();
+        if env.get(&var) == Some("") {
+            let value = value::from_env_text(spec.kind, "").map_err(|reason| {
+                invalid(
+                    spec,
+                    &Value::String(String::new()),
+                    format!("environment variable {var}"),
+                    reason,
+                )
+            })?;
+            return Ok(Some((value, var)));
+        }
+    }
+    // Otherwise an empty variable counts as unset, as with the agent's env binding.
     let set = std::iter::once(spec.env_var())
         .chain(spec.fallback_env.iter().map(|name| (*name).to_owned()))
         .find_map(|var| {

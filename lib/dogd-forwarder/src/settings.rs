@@ -265,6 +265,12 @@ mod tests {
             dd_wins.https.map(|proxy| proxy.to_string()).as_deref(),
             Some("http://dd-proxy:8080")
         );
+        // An empty DD_ variable means no proxy, whatever the file and the standard variables say.
+        let disabled = load(&[
+            ("HTTPS_PROXY", "http://corp-proxy:3128"),
+            ("DD_PROXY_HTTPS", ""),
+        ]);
+        assert_eq!(disabled.https, None);
         let file_only = load(&[]);
         assert_eq!(
             file_only.https.map(|proxy| proxy.to_string()).as_deref(),
