@@ -22,9 +22,8 @@ use dogd_dogstatsd::parse::MetricType;
 use dogd_dogstatsd::sample::{CountingSink, Sample, SampleValue};
 use dogd_dogstatsd::stats::MetricStats;
 use dogd_dogstatsd::{DogStatsdConfig, DogStatsdServer};
-use dogd_fakeintake::{FakeIntake, Kind, Options};
+use dogd_fakeintake::{FakeIntake, Kind, Options, series_total};
 use dogd_forwarder::{Forwarder, ForwarderConfig, ForwardingSink, Serializer};
-use serde_json::Value;
 
 /// Arguments of `dogd-bench pipeline`.
 #[derive(Debug, clap::Args)]
@@ -319,15 +318,7 @@ fn delivered_count(intake: &FakeIntake) -> u64 {
                 .cloned()
                 .unwrap_or_default()
         })
-        .map(|serie: Value| {
-            let interval = serie["interval"].as_f64().unwrap_or(0.0);
-            serie["points"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|point| point[1].as_f64().unwrap_or(0.0) * interval)
-                .sum::<f64>()
-        })
+        .map(|serie| series_total(&serie))
         .sum();
     #[allow(
         clippy::cast_possible_truncation,

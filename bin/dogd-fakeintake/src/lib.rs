@@ -181,3 +181,16 @@ impl Drop for FakeIntake {
         }
     }
 }
+
+/// The total a decoded series carries: the sum of its points, each multiplied by the series'
+/// interval. For a rate (a DogStatsD counter) that is the count the client sent; gauges and
+/// other types without an interval count 0.
+pub fn series_total(serie: &Value) -> f64 {
+    let interval = serie["interval"].as_f64().unwrap_or(0.0);
+    serie["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|point| point[1].as_f64().unwrap_or(0.0) * interval)
+        .sum()
+}

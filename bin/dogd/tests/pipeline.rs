@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dogd_fakeintake::{FakeIntake, Kind, Options};
+use dogd_fakeintake::{FakeIntake, Kind, Options, series_total};
 use dogd_testkit::{Daemon, clean_command, free_tcp_port, free_udp_port};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -92,20 +92,9 @@ fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Optio
     }
 }
 
-/// The total count a rate series carries: each point is a per-second rate over its interval.
+/// The total count rate series carry: each point is a per-second rate over its interval.
 fn rate_total(series: &[Value]) -> f64 {
-    series
-        .iter()
-        .map(|serie| {
-            let interval = serie["interval"].as_f64().unwrap_or(0.0);
-            serie["points"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|point| point[1].as_f64().unwrap_or(0.0) * interval)
-                .sum::<f64>()
-        })
-        .sum()
+    series.iter().map(series_total).sum()
 }
 
 /// A running `dogd` with its DogStatsD UDP port and CMD API port.

@@ -97,21 +97,12 @@ impl tower_service::Service<Uri> for IntakeConnector {
         let https = uri.scheme_str() == Some("https");
         let tls = self.tls.clone();
         let proxy = self.proxy.for_target(&uri).cloned();
-        let first_hop = match &proxy {
-            Some(proxy) => {
-                let (host, port) = proxy.address();
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                format!("http://{host}:{port}").parse::<Uri>()
-            }
-            None => Ok(uri.clone()),
-        };
-        let connecting = first_hop.map(|hop| tower_service::Service::call(&mut self.http, hop));
+        let first_hop = proxy
+            .as_ref()
+            .map_or_else(|| uri.clone(), |proxy| proxy.uri().clone());
+        let connecting = tower_service::Service::call(&mut self.http, first_hop);
         Box::pin(async move {
-            let mut tcp = connecting?.await?;
+            let mut tcp = connecting.await?;
             if let Some(proxy) = proxy {
                 let host = uri.host().ok_or("URL without a host")?;
                 let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });

@@ -34,6 +34,19 @@ use super::config::StorageConfig;
 use super::error::ForwarderError;
 use super::{Endpoint, Transaction, known_content_encoding, known_content_type};
 
+/// Maps an I/O error of `action` on `path` to the forwarder's storage error.
+fn storage_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> ForwarderError {
+    let path = path.to_owned();
+    move |source| ForwarderError::Storage {
+        path,
+        action,
+        source,
+    }
+}
+
 const MAGIC: &[u8; 8] = b"DOGDFWQ\n";
 const VERSION: u16 = 1;
 const HEADER_LEN: usize = 8 + 2 + 4;
@@ -255,20 +268,12 @@ impl DiskStore {
         chunk_bytes: usize,
     ) -> Result<(Self, Opened), ForwarderError> {
         let dir = config.path.clone();
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| ForwarderError::Storage {
-                path,
-                action,
-                source,
-            }
-        };
-        create_private_dir(&dir).map_err(io("create directory", &dir))?;
+        create_private_dir(&dir).map_err(storage_error("create directory", &dir))?;
         let mut found = Vec::new();
         let mut opened = Opened::default();
         let now = SystemTime::now();
-        for entry in fs::read_dir(&dir).map_err(io("list directory", &dir))? {
-            let entry = entry.map_err(io("list directory", &dir))?;
+        for entry in fs::read_dir(&dir).map_err(storage_error("list directory", &dir))? {
+            let entry = entry.map_err(storage_error("list directory", &dir))?;
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
             if !meta.is_file() {
@@ -382,14 +387,6 @@ impl DiskStore {
             stored.dropped += self.remove_oldest();
         }
         let (tmp, path) = self.next_names();
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| ForwarderError::Storage {
-                path,
-                action,
-                source,
-            }
-        };
         let written = (|| {
             let mut file = create_private_file(&tmp)?;
             file.write_all(&data)?;
@@ -398,11 +395,11 @@ impl DiskStore {
         })();
         if let Err(source) = written {
             let _ = fs::remove_file(&tmp);
-            return Err(io("write file", &tmp)(source));
+            return Err(storage_error("write file", &tmp)(source));
         }
         fs::rename(&tmp, &path).map_err(|source| {
             let _ = fs::remove_file(&tmp);
-            io("rename file", &path)(source)
+            storage_error("rename file", &path)(source)
         })?;
         self.bytes += size;
         self.files.push_back((path, size));

@@ -16,8 +16,8 @@ const MAX_CONNECT_ANSWER: usize = 8 * 1024;
 /// One proxy: where it listens and the credentials it wants, if any.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
-    host: String,
-    port: u16,
+    /// `http://host:port`: what the connector dials, and what messages show.
+    uri: Uri,
     /// The `Proxy-Authorization` header value (`Basic …`), from the URL's `user:password@`.
     authorization: Option<String>,
 }
@@ -26,8 +26,7 @@ impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Credentials stay out of logs and status output.
         f.debug_struct("Proxy")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("uri", &self.uri)
             .field("credentials", &self.authorization.is_some())
             .finish()
     }
@@ -35,7 +34,7 @@ impl fmt::Debug for Proxy {
 
 impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
+        write!(f, "{}", self.uri.to_string().trim_end_matches('/'))
     }
 }
 
@@ -76,6 +75,14 @@ impl Proxy {
         if host.is_empty() {
             return Err("the proxy URL has no host".to_owned());
         }
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let uri = format!("http://{bracketed}:{port}")
+            .parse::<Uri>()
+            .map_err(|error| format!("{host:?} is not a host name or address: {error}"))?;
         let authorization = credentials.map(|credentials| {
             let decoded = percent_decode(credentials);
             format!(
@@ -83,16 +90,19 @@ impl Proxy {
                 base64::engine::general_purpose::STANDARD.encode(decoded)
             )
         });
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            authorization,
-        })
+        Ok(Self { uri, authorization })
     }
 
-    /// `host:port` to open the TCP connection to.
-    pub(crate) fn address(&self) -> (String, u16) {
-        (self.host.clone(), self.port)
+    /// The proxy's own URL (`http://host:port`, no credentials), to open the TCP connection to.
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    #[cfg(test)]
+    fn address(&self) -> (String, u16) {
+        let host = self.uri.host().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (host.to_owned(), self.uri.port_u16().unwrap_or_default())
     }
 }
 
